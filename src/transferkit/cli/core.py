@@ -1,0 +1,86 @@
+"""Foundation commands: backbones, classify, embed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from transferkit.cli._common import console, friendly_errors, report_failures
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backbones")(backbones)
+    app.command("classify")(classify)
+    app.command("embed")(embed)
+
+
+@friendly_errors
+def backbones() -> None:
+    """List registered backbones (any timm name plus --checkpoint works too)."""
+    from transferkit.backbones import describe_backbones
+
+    for entry in describe_backbones():
+        console.print(f"[bold]{entry.name}[/bold]  {entry.description}")
+
+
+@friendly_errors
+def classify(
+    images: list[Path] = typer.Argument(..., help="Image files (or folders) to classify."),
+    backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
+    checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """ImageNet top-k with class names for each image."""
+    from transferkit.backbones import create, imagenet_labels
+    from transferkit.data import list_images, try_load_images
+    from transferkit.features import preprocess_images
+
+    files = [f for item in images for f in list_images(item)]
+    model = create(backbone, checkpoint=checkpoint)
+    loaded, failures = try_load_images(files, draft_size=model.preprocessing.resize_size)
+    labels = imagenet_labels()
+    results = []
+    for start in range(0, len(loaded), 32):
+        chunk = loaded[start:start + 32]
+        topk = model.predict_topk(preprocess_images([img for _, img in chunk], model), top_k)
+        for (path, _), pairs in zip(chunk, topk):
+            results.append({"path": str(path), "top_k": [
+                {"label": labels[i], "index": i, "probability": round(p, 4)} for i, p in pairs]})
+    if as_json:
+        print(json.dumps({"results": results,
+                          "failures": [{"path": e.path, "reason": e.reason} for e in failures]},
+                         indent=2))
+    else:
+        for res in results:
+            console.print(f"[bold]{res['path']}[/bold]", highlight=False)
+            for rank, item in enumerate(res["top_k"], 1):
+                console.print(f"  {rank}. {item['probability']:6.1%}  {item['label']}",
+                              highlight=False)
+    report_failures([(e.path, e.reason) for e in failures])
+    if not results:
+        raise typer.Exit(1)
+
+
+@friendly_errors
+def embed(
+    folder: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write."),
+    backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
+    checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
+    image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
+    batch_size: int = typer.Option(32, min=1),
+    workers: int | None = typer.Option(None, help="Decode processes (default: cores - 1)."),
+) -> None:
+    """Embed every image under FOLDER (pooled penultimate features) into a parquet table."""
+    from transferkit.backbones import create
+    from transferkit.features import embed_folder
+
+    model = create(backbone, checkpoint=checkpoint, image_size=image_size)
+    result = embed_folder(folder, model, batch_size=batch_size, num_workers=workers)
+    result.save(output)
+    console.print(f"wrote {len(result)} embeddings of dim {result.dim} to {output}",
+                  highlight=False)
+    report_failures(result.failures)

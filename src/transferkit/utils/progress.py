@@ -1,0 +1,18 @@
+"""One progress-bar style for every long job; silent when TRANSFERKIT_QUIET=1 or not a TTY."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], desc: str = "", total: int | None = None,
+             unit: str = "it") -> Iterator[T]:
+    disable = os.environ.get("TRANSFERKIT_QUIET") == "1"
+    return iter(tqdm(items, desc=desc, total=total, unit=unit, disable=disable,
+                     dynamic_ncols=True, leave=False))
