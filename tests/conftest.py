@@ -34,3 +34,10 @@ def photos_dir(tmp_path_factory) -> Path:
 def fashion_mini() -> Path:
     """Committed image folder: 12 Fashion-MNIST train images per class, 10 classes."""
     return FIXTURES / "fashion-mini"
+
+
+@pytest.fixture(scope="session")
+def cat_classes() -> set[str]:
+    """ImageNet classes that count as 'a cat' for the bundled chelsea photo."""
+    return {"tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat",
+            "Siamese cat, Siamese"}

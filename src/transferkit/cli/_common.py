@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 
 F = TypeVar("F", bound=Callable)
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError, PermissionError, IsADirectoryError)
 

@@ -66,15 +66,27 @@ def classify(
 
 @friendly_errors
 def embed(
-    folder: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    folder: Path | None = typer.Argument(None, help="Folder of images (searched recursively)."),
     output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
     image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode processes (default: cores - 1)."),
+    # -- text (issue 8): `embed --text FILE.csv|.txt` --------------------------------------
+    text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
+                                     "line) or .csv file instead of images (rows: FILE:LINE)."),
+    encoder: str = typer.Option("minilm", "--encoder", help="Text encoder: minilm or tfidf."),
+    text_column: str = typer.Option("text", help="CSV column holding the texts."),
+    label_column: str = typer.Option("label", help="CSV column holding labels (optional)."),
 ) -> None:
-    """Embed every image under FOLDER (pooled penultimate features) into a parquet table."""
+    """Embed every image under FOLDER (or texts with --text FILE) into a parquet table."""
+    if text is not None:
+        from transferkit.cli.text import run_embed_text
+
+        return run_embed_text(text, output, encoder, text_column, label_column)
+    if folder is None:
+        raise ValueError("embed: give an image FOLDER, or --text FILE for texts")
     from transferkit.backbones import create
     from transferkit.features import embed_folder
 

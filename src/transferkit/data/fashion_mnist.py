@@ -23,7 +23,7 @@ def _read_idx(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not an IDX file (bad magic)")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
 
 
 def load_fashion_mnist(split: str = "train", limit: int | None = None,

@@ -59,7 +59,8 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None,
         raise ImageLoadError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own max_pixels check below replaces PIL's warning threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
             width, height = image.size
             if width * height > max_pixels:
