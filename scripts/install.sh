@@ -17,7 +17,6 @@ PY=${PYTHON:-python3}
 stamp_src=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.install-stamp 2>/dev/null)" != "$stamp_src" ]; then
   echo "[install] pip packages into .venv (first run takes several minutes: torch is large)"
-  .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
   .venv/bin/pip install -q -e ".[all]"
   echo "$stamp_src" > .venv/.install-stamp
