@@ -72,7 +72,11 @@ def embed(
     checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
     image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
     batch_size: int = typer.Option(32, min=1),
-    workers: int | None = typer.Option(None, help="Decode processes (default: cores - 1)."),
+    workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
+    # -- speed (issue 7): `embed --engine onnx|torch|ray` -----------------------------------
+    engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime when installed), "
+                               "onnx, torch, or ray (Ray Data; cluster from RAY_ADDRESS)."),
+    threads: int | None = typer.Option(None, help="Model threads (default: all cores)."),
     # -- text (issue 8): `embed --text FILE.csv|.txt` --------------------------------------
     text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
                                      "line) or .csv file instead of images (rows: FILE:LINE)."),
@@ -91,7 +95,8 @@ def embed(
     from transferkit.features import embed_folder
 
     model = create(backbone, checkpoint=checkpoint, image_size=image_size)
-    result = embed_folder(folder, model, batch_size=batch_size, num_workers=workers)
+    result = embed_folder(folder, model, batch_size=batch_size, num_workers=workers,
+                          engine=engine, threads=threads)
     result.save(output)
     console.print(f"wrote {len(result)} embeddings of dim {result.dim} to {output}",
                   highlight=False)

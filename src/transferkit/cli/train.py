@@ -1,0 +1,158 @@
+"""Transfer-learning commands: train, predict, evaluate, advise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from transferkit.cli._common import console, err_console, friendly_errors, report_failures
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("predict")(predict)
+    app.command("evaluate")(evaluate)
+    app.command("advise")(advise)
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--head-param expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+@friendly_errors
+def train(
+    data: Path = typer.Argument(..., help="Folder with one sub-folder per class (optionally "
+                                          "inside train/ val/ test/), or a CSV "
+                                          "path,label[,split]."),
+    output: Path = typer.Option(Path("model"), "--output", "-o", help="Model directory."),
+    backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
+    strategy: str = typer.Option("logreg", "--strategy", "-s",
+                                 help="linear, mlp, logreg, random_forest, gradient_boosting, "
+                                      "finetune or scratch."),
+    ensemble: str | None = typer.Option(None, help="Comma-separated backbones, e.g. "
+                                                   "efficientnet_lite0,efficientnet_lite1."),
+    ensemble_mode: str = typer.Option("concat", help="concat (features) or average (probs)."),
+    image_size: int | None = typer.Option(None, help="Input resolution (e.g. 64 for 28px data)."),
+    val_fraction: float = typer.Option(0.15, help="Validation share when no split is given."),
+    test_fraction: float = typer.Option(0.15, help="Test share when no split is given."),
+    seed: int = typer.Option(0),
+    batch_size: int = typer.Option(32, min=1),
+    head_param: list[str] | None = typer.Option(None, "--head-param",
+                                                help="KEY=VALUE for the head, repeatable."),
+    epochs: int = typer.Option(8, help="finetune/scratch: body epochs."),
+    head_epochs: int = typer.Option(40, help="finetune: phase-1 head epochs on cached features."),
+    lr: float = typer.Option(3e-4, help="finetune/scratch: head learning rate."),
+    body_lr: float = typer.Option(1e-4, help="finetune: learning rate of unfrozen blocks."),
+    unfreeze_blocks: int = typer.Option(2, help="finetune: last N blocks to train (-1 all)."),
+    augment: bool = typer.Option(True, help="finetune/scratch: flips, crops, jitter, rotation."),
+    patience: int = typer.Option(3, help="Early stopping on validation accuracy."),
+    freeze_bn: bool = typer.Option(True, help="Keep BatchNorm statistics fixed (finetune)."),
+    resume: bool = typer.Option(False, help="Continue from OUTPUT.ckpt after an interruption."),
+    stop_after_epochs: int | None = typer.Option(None, help="Stop (resumably) after N epochs."),
+    max_steps_per_epoch: int | None = typer.Option(None, help="Cap batches per epoch."),
+) -> None:
+    """Train a classifier on labelled images; writes weights, manifest and a report."""
+    from transferkit.train import TrainingInterrupted, fit, format_metrics
+    from transferkit.train.fit import BODY_STRATEGIES
+
+    knobs = {}
+    if strategy in BODY_STRATEGIES:
+        knobs = dict(epochs=epochs, head_epochs=head_epochs, lr=lr, body_lr=body_lr,
+                     unfreeze_blocks=unfreeze_blocks, augment=augment, patience=patience,
+                     freeze_bn=freeze_bn, resume=resume, stop_after_epochs=stop_after_epochs,
+                     max_steps_per_epoch=max_steps_per_epoch)
+    try:
+        model = fit(data, backbone=backbone, strategy=strategy, output=output,
+                    image_size=image_size, val_fraction=val_fraction,
+                    test_fraction=test_fraction, seed=seed, batch_size=batch_size,
+                    head_params=_parse_params(head_param), ensemble=ensemble,
+                    ensemble_mode=ensemble_mode, **knobs)
+    except TrainingInterrupted as exc:
+        err_console.print(f"[yellow]{exc}[/yellow]", highlight=False)
+        raise typer.Exit(3) from None
+    report = json.loads((output / "report" / "report.json").read_text())
+    console.print(f"[bold]{strategy}[/bold] on {model.spec_['name']}: "
+                  f"{report.get('split', 'test')} split", highlight=False)
+    console.print(format_metrics(report), highlight=False, markup=False)
+    console.print(f"model saved to {output} (report in {output / 'report'})", highlight=False)
+    report_failures([(f["path"], f["reason"]) for f in model.manifest.get("failures", [])])
+
+
+@friendly_errors
+def predict(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `train`."),
+    images: list[Path] = typer.Argument(..., help="Image files or folders."),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Top-k classes with probabilities for each image (bad files are skipped and listed)."""
+    from transferkit.data import list_images
+    from transferkit.train import load_model
+
+    model = load_model(model_dir)
+    files = [f for item in images for f in list_images(item)]
+    results, failures = model.predict_paths(files, top_k=top_k)
+    if as_json:
+        print(json.dumps({"results": results, "failures": [{"path": p, "reason": r}
+                                                           for p, r in failures]}, indent=2))
+    else:
+        for res in results:
+            console.print(f"[bold]{res['path']}[/bold]", highlight=False)
+            for rank, item in enumerate(res["top_k"], 1):
+                console.print(f"  {rank}. {item['probability']:6.1%}  {item['label']}",
+                              highlight=False)
+    report_failures(failures)
+    if not results:
+        raise typer.Exit(1)
+
+
+@friendly_errors
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `train`."),
+    data: Path = typer.Argument(..., help="Labelled folder or CSV to evaluate on (all of it)."),
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="Write report.json + confusion_matrix.png here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Accuracy, per-class precision/recall and confusion matrix of a model on labelled data."""
+    from transferkit.train import format_metrics, load_model
+
+    metrics = load_model(model_dir).evaluate(data, output=output)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        console.print(format_metrics(metrics), highlight=False, markup=False)
+        if output:
+            console.print(f"report written to {output}", highlight=False)
+    report_failures([(f["path"], f["reason"]) for f in metrics.get("failures", [])])
+
+
+@friendly_errors
+def advise(
+    data: Path = typer.Argument(..., help="Labelled folder or CSV."),
+    backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
+    image_size: int | None = typer.Option(None, help="Input resolution for the measurements."),
+    folds: int = typer.Option(5, min=2, help="Cross-validation folds of the linear probe."),
+    as_json: bool = typer.Option(False, "--json", help="Print the measurements as JSON."),
+) -> None:
+    """Recommend train-head / fine-tune / from-scratch / collect-more-data, with the numbers."""
+    from transferkit.train import advise as run_advise
+    from transferkit.train import format_advice
+
+    result = run_advise(data, backbone=backbone, image_size=image_size, folds=folds)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        console.print(format_advice(result), highlight=False, markup=False)
+    report_failures([(f["path"], f["reason"]) for f in result.get("failures", [])])

@@ -1,0 +1,18 @@
+"""What a backbone has learned, and how brittle it is: activation maximisation, the dataset
+images that excite a unit most, and adversarial examples (FGSM / PGD)."""
+
+from transferkit.explain._model import PixelModel
+from transferkit.explain.attacks import METHODS, AttackResult, attack, fgsm, parse_eps, pgd
+from transferkit.explain.top_images import TopImages, top_activating
+from transferkit.explain.visualize import (
+    FourierImage,
+    Target,
+    Visualization,
+    classify_image,
+    parse_target,
+    visualize,
+)
+
+__all__ = ["PixelModel", "attack", "fgsm", "pgd", "parse_eps", "METHODS", "AttackResult",
+           "TopImages", "top_activating", "FourierImage", "Target", "Visualization",
+           "classify_image", "parse_target", "visualize"]

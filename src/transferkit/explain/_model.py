@@ -1,0 +1,63 @@
+"""A backbone that takes [0, 1] pixels: normalisation lives inside, so gradients and L-inf
+budgets are expressed in the pixel space people see and save."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from transferkit.backbones import Backbone
+
+
+class StopForward(Exception):
+    """Raised by a ``capture(..., stop=True)`` hook: the layers after it are not needed."""
+
+
+class PixelModel(nn.Module):
+    """``forward(x in [0,1], NCHW) -> logits`` with the backbone's mean/std folded in.
+
+    Parameters are frozen: attacks and visualisation only need gradients w.r.t. the input,
+    which skips the (slow on CPU) weight-gradient convolutions.
+    """
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone = backbone.eval()
+        self.backbone.requires_grad_(False)
+        prep = backbone.preprocessing
+        self.register_buffer("mean", torch.tensor(prep.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(prep.std).view(1, 3, 1, 1))
+        self.backbone.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
+
+    def module(self, layer: str) -> nn.Module:
+        """The sub-module called ``layer`` (a name from ``Backbone.layer_names()``)."""
+        modules = dict(self.backbone.model.named_modules())
+        if layer not in modules or not layer:
+            near = [n for n in modules if n and layer.split(".")[0] in n][:8]
+            raise ValueError(f"unknown layer {layer!r} in {self.backbone.name}; e.g. "
+                             f"{', '.join(near) or ', '.join(list(modules)[1:9])}")
+        return modules[layer]
+
+    @contextlib.contextmanager
+    def capture(self, layer: str, stop: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+        """Record the output of ``layer`` during forward passes inside the ``with`` block;
+        ``stop=True`` aborts each pass there with :class:`StopForward` (saves compute)."""
+        store: dict[str, torch.Tensor] = {}
+
+        def hook(_module, _inputs, output):
+            store["out"] = output[0] if isinstance(output, tuple) else output
+            if stop:
+                raise StopForward
+
+        handle = self.module(layer).register_forward_hook(hook)
+        try:
+            yield store
+        finally:
+            handle.remove()

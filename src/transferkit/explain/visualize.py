@@ -1,0 +1,202 @@
+"""Activation maximisation: the image a network "wants" to see for a class, layer or unit.
+
+Plain pixel optimisation gives high-frequency noise. Following Olah et al. (Distill, 2017) the
+image is parameterised in a decorrelated space (a scaled Fourier spectrum per decorrelated
+colour channel), each step sees a randomly jittered/scaled/rotated copy, and total variation
+is penalised, so what survives are features robust enough to be seen by people too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from transferkit.backbones import Backbone, imagenet_index, imagenet_labels
+from transferkit.explain._model import PixelModel
+from transferkit.utils import progress
+
+# Square root of the ImageNet RGB covariance (rows: R, G, B), the colour decorrelation used by
+# Olah et al.; optimising in this basis stops one colour channel from dominating.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to maximise: ``kind`` in {class, layer, channel, neuron}."""
+
+    kind: str
+    layer: str | None = None
+    index: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "class":
+            return f"class {self.index} ({imagenet_labels()[self.index]})"
+        if self.kind == "layer":
+            return f"layer {self.layer}"
+        return f"{self.kind} {self.index} of {self.layer}"
+
+
+def parse_target(spec: str) -> Target:
+    """``class:tabby`` | ``class:281`` | ``layer:blocks.4`` | ``channel:blocks.4:12`` |
+    ``neuron:blocks.4:12`` (centre position of channel 12). A bare word means a class."""
+    parts = spec.split(":")
+    kind = parts[0].lower() if len(parts) > 1 else "class"
+    if kind == "class":
+        return Target("class", index=imagenet_index(parts[-1]))
+    if kind == "layer" and len(parts) == 2:
+        return Target("layer", layer=parts[1])
+    if kind in ("channel", "neuron") and len(parts) == 3 and parts[2].isdigit():
+        return Target(kind, layer=parts[1], index=int(parts[2]))
+    raise ValueError(f"target {spec!r}: expected class:NAME, layer:LAYER, channel:LAYER:C "
+                     f"or neuron:LAYER:C")
+
+
+class FourierImage(torch.nn.Module):
+    """Image = sigmoid(colour_decorrelate(irfft2(spectrum / frequency))).
+
+    Dividing the spectrum by frequency makes every frequency equally easy to change, so the
+    optimiser is not biased towards the high frequencies that pixel gradients favour.
+    """
+
+    def __init__(self, size: int, batch: int = 1, std: float = 0.01, decay: float = 1.0,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.size = size
+        fy = torch.fft.fftfreq(size)[:, None]
+        fx = torch.fft.rfftfreq(size)[None, :]
+        freq = torch.sqrt(fx * fx + fy * fy).clamp_min(1.0 / size)
+        self.register_buffer("scale", (1.0 / freq ** decay) * math.sqrt(size * size))
+        shape = (batch, 3, size, size // 2 + 1, 2)
+        self.spectrum = torch.nn.Parameter(torch.randn(shape, generator=generator) * std)
+
+    def forward(self) -> torch.Tensor:
+        spec = torch.view_as_complex(self.spectrum) * self.scale
+        img = torch.fft.irfft2(spec, s=(self.size, self.size), norm="ortho") / 4.0
+        img = torch.einsum("bchw,rc->brhw", img, _COLOR_SQRT.to(img))
+        return torch.sigmoid(img)
+
+
+def random_view(img: torch.Tensor, out_size: int, gen: torch.Generator, jitter: float = 0.06,
+                scale: tuple[float, float] = (0.85, 1.15), degrees: float = 10.0) -> torch.Tensor:
+    """One random jitter + scale + rotation of ``img`` (a single affine resample)."""
+    n = img.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(degrees)
+    zoom = scale[0] + torch.rand(n, generator=gen) * (scale[1] - scale[0])
+    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * jitter * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(img)
+    grid = F.affine_grid(theta, (n, 3, out_size, out_size), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
+
+
+def total_variation(img: torch.Tensor) -> torch.Tensor:
+    return ((img[..., 1:, :] - img[..., :-1, :]).abs().mean()
+            + (img[..., :, 1:] - img[..., :, :-1]).abs().mean())
+
+
+@dataclass
+class Visualization:
+    """Result of :func:`visualize`: the image plus how it scores on the network."""
+
+    image: Image.Image
+    target: Target
+    objective: list[float] = field(default_factory=list)
+    top5: list[tuple[str, float]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"target: {self.target.describe()}",
+                 f"objective: {self.objective[0]:.3f} -> {self.objective[-1]:.3f} "
+                 f"over {len(self.objective)} steps",
+                 "network sees (re-classified from the saved 8-bit image):"]
+        lines += [f"  {p:6.1%}  {name}" for name, p in self.top5]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target.describe(), "steps": len(self.objective),
+                "objective_start": self.objective[0], "objective_end": self.objective[-1],
+                "top5": [{"label": n, "probability": p} for n, p in self.top5]}
+
+
+def _objective(model: PixelModel, target: Target, views: torch.Tensor,
+               store: dict[str, torch.Tensor] | None) -> torch.Tensor:
+    logits = model(views)
+    if target.kind == "class":
+        # the logit, plus a little log-softmax so rival classes are pushed down too
+        return (logits[:, target.index] + 0.5 * logits.log_softmax(-1)[:, target.index]).mean()
+    act = store["out"]
+    if target.kind == "layer":
+        return act.pow(2).mean()
+    if target.index >= act.shape[1]:
+        raise ValueError(f"{target.layer} has {act.shape[1]} channels; got index {target.index}")
+    channel = act[:, target.index]
+    if target.kind == "channel":
+        return channel.mean()
+    return channel[:, channel.shape[1] // 2, channel.shape[2] // 2].mean()
+
+
+def visualize(backbone: Backbone, target: Target | str, steps: int = 64, size: int = 128,
+              input_size: int | None = None, views: int = 1, lr: float = 0.05,
+              tv_weight: float = 0.05, seed: int = 0, output_size: int | None = None,
+              show_progress: bool = True) -> Visualization:
+    """Optimise an image to maximise ``target``; return it at ``output_size`` px (default the
+    backbone's resize size, so the standard centre crop sees what was optimised).
+
+    ``size`` is the resolution of the parameterisation, ``input_size`` what the network sees
+    each step (default its native size: features are not scale invariant, so an image tuned at
+    128 px is not the same image to the network at 224 px). ``views`` random transforms are
+    averaged per step: more views, more robust, slower.
+    """
+    target = parse_target(target) if isinstance(target, str) else target
+    model = PixelModel(backbone)
+    gen = torch.Generator().manual_seed(seed)
+    param = FourierImage(size, generator=gen)
+    net_size = input_size or backbone.preprocessing.input_size
+    crop = backbone.preprocessing.crop_pct
+    zoom = (0.9 / crop, 1.1 / crop)  # around the zoom the standard centre crop applies
+    opt = torch.optim.Adam(param.parameters(), lr=lr)
+    history: list[float] = []
+    layer = target.layer if target.kind != "class" else None
+    hook = model.capture(layer) if layer else None
+    store = hook.__enter__() if hook else None
+    try:
+        steps_iter = range(steps)
+        if show_progress:
+            steps_iter = progress(steps_iter, desc=f"visualise {target.describe()}", unit="step")
+        for _ in steps_iter:
+            img = param()
+            batch = random_view(img.expand(views, -1, -1, -1), net_size, gen, scale=zoom)
+            value = _objective(model, target, batch, store)
+            loss = -value + tv_weight * total_variation(img) * size
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.append(float(value.detach()))
+    finally:
+        if hook:
+            hook.__exit__(None, None, None)
+    with torch.no_grad():
+        out = param()
+        final = output_size or backbone.preprocessing.resize_size
+        out = F.interpolate(out, size=(final, final), mode="bicubic", align_corners=False)
+        pixels = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    image = Image.fromarray(pixels)
+    return Visualization(image, target, history, classify_image(backbone, image))
+
+
+@torch.no_grad()
+def classify_image(backbone: Backbone, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
+    """Top-k ImageNet labels with the backbone's standard preprocessing."""
+    from transferkit.features import preprocess_images
+
+    labels = imagenet_labels()
+    pairs = backbone.predict_topk(preprocess_images([image], backbone), k)[0]
+    return [(labels[i], p) for i, p in pairs]

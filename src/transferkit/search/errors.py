@@ -1,0 +1,57 @@
+"""Refusing queries embedded differently from the index: neighbours would be silently wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# What decides how an input becomes a vector; ``source`` (pip, dir:…) does not change it.
+IDENTITY_KEYS = ("kind", "name", "arch", "weights_id", "num_features", "preprocessing")
+
+
+class IncompatibleModelError(ValueError):
+    """The query was (or would be) embedded by another model or preprocessing than the index."""
+
+    def __init__(self, index_spec: dict[str, Any] | None, query_spec: dict[str, Any] | None,
+                 where: str = "index") -> None:
+        self.index_spec = index_spec or {}
+        self.query_spec = query_spec or {}
+        diff = [k for k in IDENTITY_KEYS
+                if self.index_spec.get(k) != self.query_spec.get(k)]
+        super().__init__(
+            f"{where}: built with {describe_spec(self.index_spec)} but the query is embedded "
+            f"with {describe_spec(self.query_spec)} (differs in: {', '.join(diff) or 'spec'}); "
+            f"query with the index's own model, or rebuild the index with the new one")
+
+
+def describe_spec(spec: dict[str, Any] | None) -> str:
+    """One line naming a model: ``efficientnet_lite0 (weights …, 224px bicubic)``."""
+    if not spec:
+        return "an unknown model"
+    prep = spec.get("preprocessing") or {}
+    bits = [f"weights {spec.get('weights_id', '?')}"]
+    if prep:
+        bits.append(f"{prep.get('input_size', '?')}px {prep.get('interpolation', '')}".strip())
+    kind = spec.get("kind")
+    name = spec.get("name", "?")
+    return f"{kind + ' model ' if kind else ''}{name} ({', '.join(bits)})"
+
+
+def identity(spec: dict[str, Any] | None) -> dict[str, Any]:
+    spec = spec or {}
+    return {k: spec.get(k) for k in IDENTITY_KEYS if k in spec}
+
+
+def ensure_compatible(index_spec: dict[str, Any] | None, query_spec: dict[str, Any] | None,
+                      where: str = "index") -> None:
+    """Raise :class:`IncompatibleModelError` unless both specs embed inputs the same way.
+
+    An index without a spec (plain vectors) accepts anything.
+    """
+    if not index_spec:
+        return
+    mine, theirs = identity(index_spec), identity(query_spec)
+    for ident in (mine, theirs):
+        if "kind" not in ident and "preprocessing" in ident:
+            ident["kind"] = "image"  # a bare backbone spec() is an image model
+    if mine != theirs:
+        raise IncompatibleModelError(index_spec, query_spec, where)

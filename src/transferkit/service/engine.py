@@ -1,0 +1,113 @@
+"""The models behind the service, run one call at a time on a dedicated worker thread.
+
+Inference is CPU-bound and torch already uses every core for one batch, so running two
+requests at once only makes both slower (and torch modules are not meant to be shared across
+threads). One worker thread serialises model calls; the event loop stays free for uploads,
+thumbnails and health checks, and a bounded queue answers 503 instead of piling up work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+from PIL import Image
+
+from transferkit.backbones import Backbone, imagenet_labels
+
+
+class ServiceBusy(Exception):
+    """More requests are waiting for the model than the service is willing to queue."""
+
+
+class InferenceEngine:
+    """Owns the backbone, the optional trained model and the optional index."""
+
+    def __init__(self, backbone: Backbone, model: Any | None = None, index: Any | None = None,
+                 max_pending: int = 64) -> None:
+        self.backbone = backbone.eval()
+        self.model = model
+        self.index = index
+        self.max_pending = max_pending
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+
+    # -- scheduling ------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def run(self, func, *args, **kwargs):
+        """Run ``func`` on the inference thread; :class:`ServiceBusy` when the queue is full."""
+        with self._pending_lock:
+            if self._pending >= self.max_pending:
+                raise ServiceBusy(f"{self._pending} requests already waiting for the model")
+            self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._worker(),
+                                              functools.partial(func, *args, **kwargs))
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    def _worker(self) -> ThreadPoolExecutor:
+        # Created on demand so an app survives a lifespan restart (e.g. several test clients).
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="transferkit-infer")
+            return self._executor
+
+    def close(self) -> None:
+        """Stop the worker thread (queued calls are cancelled); a later call starts a new one."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- what the endpoints call (on the inference thread) ----------------------------------
+    @property
+    def draft_size(self) -> int:
+        """Smallest decode size any of our models needs (JPEGs decode at 1/2..1/8 scale)."""
+        sizes = [self.backbone.preprocessing.resize_size]
+        for owner in (self.model, self.index):
+            spec = getattr(owner, "spec_", None) or getattr(owner, "spec", None)
+            if isinstance(spec, dict) and "preprocessing" in spec:
+                prep = spec["preprocessing"]
+                sizes.append(int(prep.get("input_size", 224) / prep.get("crop_pct", 1.0)))
+        return max(sizes)
+
+    @torch.inference_mode()
+    def predict(self, image: Image.Image, k: int) -> tuple[str, list[dict[str, Any]]]:
+        """Top-k from the trained model if there is one, else ImageNet classes."""
+        if self.model is not None:
+            rows = self.model.predict_images([image], top_k=k)[0]
+            return "model", [{"label": str(r["label"]), "probability": float(r["probability"])}
+                             for r in rows]
+        from transferkit.features import preprocess_images
+
+        pairs = self.backbone.predict_topk(preprocess_images([image], self.backbone), k)[0]
+        labels = imagenet_labels()
+        return "imagenet", [{"label": labels[i], "index": int(i), "probability": float(p)}
+                            for i, p in pairs]
+
+    @torch.inference_mode()
+    def embed(self, image: Image.Image) -> list[float]:
+        from transferkit.features import preprocess_images
+
+        vector = self.backbone.embed(preprocess_images([image], self.backbone))[0]
+        return [float(v) for v in vector.float().numpy()]
+
+    @torch.inference_mode()
+    def search(self, image: Image.Image, k: int) -> list[Any]:
+        if self.index is None:
+            raise RuntimeError("no index loaded")
+        k = min(k, len(self.index))
+        return list(self.index.search_images([image], k)[0]) if k > 0 else []

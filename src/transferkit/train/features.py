@@ -1,0 +1,54 @@
+"""Frozen-backbone features computed once per (backbone spec, file list) and cached.
+
+Re-fitting another head, or the advisor's probe, then costs seconds instead of a full
+pass of the network over every image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.backbones import Backbone
+from transferkit.features import Embeddings, embed_paths
+from transferkit.train.data import LabelledImages
+from transferkit.utils import cache_dir
+
+
+def feature_cache_path(data: LabelledImages, backbone: Backbone) -> Path:
+    spec = json.dumps(backbone.spec(), sort_keys=True)
+    key = hashlib.sha256(f"{spec}\n{data.fingerprint()}".encode()).hexdigest()[:24]
+    return cache_dir("features") / f"{backbone.name}-{key}.parquet"
+
+
+def cached_features(data: LabelledImages, backbone: Backbone, batch_size: int = 32,
+                    num_workers: int | None = None, cache: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """-> (features of the readable images, their row indices into ``data``, failures)."""
+    path = feature_cache_path(data, backbone)
+    emb = None
+    if cache and path.exists():
+        try:
+            emb = Embeddings.load(path)
+        except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+            emb = None
+    if emb is None:
+        emb = embed_paths(data.paths, backbone, batch_size=batch_size, num_workers=num_workers)
+        if cache:
+            emb.save(path)
+    # the cache key uses absolute paths, so match on them (callers may pass relative ones)
+    index = {os.path.abspath(p): i for i, p in enumerate(data.paths)}
+    rows = np.asarray([index[os.path.abspath(p)] for p in emb.paths], dtype=np.int64)
+    return emb.vectors, rows, list(emb.failures)
+
+
+def clear_feature_cache() -> int:
+    removed = 0
+    for file in cache_dir("features").glob("*.parquet"):
+        os.unlink(file)
+        removed += 1
+    return removed

@@ -1,0 +1,223 @@
+"""A trained classifier as a directory: backbone(s) + head(s) + manifest + report.
+
+Layout::
+
+    model/
+      manifest.json          classes, strategy, backbone spec(s) incl. preprocessing, metrics
+      head_0/head.{safetensors,json}
+      backbone_0/            only when the body was trained (finetune / scratch)
+      report/report.json, confusion_matrix.png, learning_curve.png
+
+Pretrained bodies are stored by reference (registered name + ``weights_id``, verified on
+load) so a frozen-feature model is a few hundred kB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferkit.backbones import Backbone, Preprocessing, create
+from transferkit.heads import ArrayHead, load_head, save_head
+from transferkit.utils import atomic_path
+
+FORMAT = "transferkit-model/1"
+
+
+class IncompatibleModelError(ValueError):
+    pass
+
+
+class TransferModel:
+    """Backbones embed, heads classify; ``combine`` is ``concat`` (one head on the joined
+    features) or ``average`` (one head per backbone, probabilities averaged)."""
+
+    def __init__(self, backbones: Sequence[Backbone], heads: Sequence[ArrayHead],
+                 classes: Sequence[str], combine: str = "concat",
+                 manifest: dict[str, Any] | None = None,
+                 directory: str | os.PathLike | None = None) -> None:
+        if combine not in ("concat", "average"):
+            raise ValueError(f"combine must be 'concat' or 'average', got {combine!r}")
+        expected = 1 if combine == "concat" else len(backbones)
+        if len(heads) != expected:
+            raise ValueError(f"{combine} needs {expected} head(s), got {len(heads)}")
+        self.backbones = list(backbones)
+        self.heads = list(heads)
+        self.classes_ = [str(c) for c in classes]
+        self.combine = combine
+        self.manifest = dict(manifest or {})
+        self.directory = Path(directory) if directory else None
+
+    # -- identity -----------------------------------------------------------------------
+    @property
+    def spec_(self) -> dict[str, Any]:
+        if len(self.backbones) == 1:
+            return self.backbones[0].spec()
+        specs = [b.spec() for b in self.backbones]
+        return {"name": "+".join(s["name"] for s in specs), "members": specs,
+                "combine": self.combine, "preprocessing": specs[0]["preprocessing"],
+                "num_features": sum(s["num_features"] for s in specs)}
+
+    @property
+    def metrics_(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+    # -- prediction -----------------------------------------------------------------------
+    def _probabilities(self, features: list[np.ndarray]) -> np.ndarray:
+        if self.combine == "concat":
+            parts = [(self.heads[0], np.concatenate(features, axis=1))]
+        else:
+            parts = list(zip(self.heads, features))
+        total = np.zeros((len(features[0]), len(self.classes_)))
+        for head, feats in parts:
+            proba = head.predict_proba(feats)
+            cols = [self.classes_.index(str(c)) for c in head.classes_]
+            total[:, cols] += proba
+        return total / len(parts)
+
+    @torch.inference_mode()
+    def predict_proba_images(self, images: Sequence, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (n, len(classes_)) for PIL images."""
+        from transferkit.data import to_rgb
+        from transferkit.features import preprocess_images
+
+        images = [to_rgb(img) for img in images]
+        if not images:
+            return np.zeros((0, len(self.classes_)))
+        features = []
+        for backbone in self.backbones:
+            backbone.eval()
+            chunks = []
+            for start in range(0, len(images), batch_size):
+                batch = preprocess_images(images[start:start + batch_size], backbone)
+                chunks.append(backbone.embed(batch.contiguous(
+                    memory_format=torch.channels_last)).float().numpy())
+            features.append(np.concatenate(chunks))
+        return self._probabilities(features)
+
+    def predict_images(self, images: Sequence, top_k: int = 5) -> list[list[dict[str, Any]]]:
+        """Top-k ``[{label, probability}]`` per PIL image, most likely first."""
+        return self._top_k(self.predict_proba_images(images), top_k)
+
+    def _top_k(self, proba: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
+        k = max(1, min(int(top_k), len(self.classes_)))
+        order = np.argsort(-proba, axis=1)[:, :k]
+        return [[{"label": self.classes_[j], "probability": float(row[j])} for j in idx]
+                for row, idx in zip(proba, order)]
+
+    def predict_proba_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
+                            num_workers: int | None = None
+                            ) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+        """-> (probabilities of readable files, those files, [(bad file, reason)])."""
+        from transferkit.features import embed_paths
+
+        paths = [str(p) for p in paths]
+        features, kept, failures = [], None, []
+        for backbone in self.backbones:
+            emb = embed_paths(paths, backbone, batch_size=batch_size, num_workers=num_workers)
+            if kept is None:
+                kept, failures = emb.paths, list(emb.failures)
+                features.append(emb.vectors)
+            else:  # another backbone may crop differently; align on the common files
+                index = {p: i for i, p in enumerate(emb.paths)}
+                keep = [p for p in kept if p in index]
+                features = [f[[kept.index(p) for p in keep]] for f in features]
+                features.append(emb.vectors[[index[p] for p in keep]])
+                failures += [(p, r) for p, r in emb.failures if p not in dict(failures)]
+                kept = keep
+        if not kept:
+            return np.zeros((0, len(self.classes_))), [], failures
+        return self._probabilities(features), kept, failures
+
+    def predict_paths(self, paths: Sequence[str | os.PathLike], top_k: int = 5,
+                      batch_size: int = 32
+                      ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """-> ([{path, top_k: [{label, probability}]}], [(bad file, reason)]); bad files are
+        skipped, never fatal."""
+        proba, kept, failures = self.predict_proba_paths(paths, batch_size)
+        results = [{"path": p, "top_k": top} for p, top in zip(kept, self._top_k(proba, top_k))]
+        return results, failures
+
+    def evaluate(self, data, output: str | os.PathLike | None = None,
+                 batch_size: int = 32) -> dict[str, Any]:
+        """Metrics on every image of ``data`` (folder, CSV or LabelledImages)."""
+        from transferkit.train.data import load_labelled
+        from transferkit.train.report import classification_metrics, write_report
+
+        data = load_labelled(data)
+        unknown = sorted(set(data.labels) - set(self.classes_))
+        if unknown:
+            raise ValueError(f"{data.source}: labels the model was not trained on: "
+                             f"{', '.join(unknown[:10])}")
+        proba, kept, failures = self.predict_proba_paths(data.paths, batch_size)
+        label_of = dict(zip(data.paths, data.labels))
+        y_pred = [self.classes_[i] for i in proba.argmax(axis=1)] if len(kept) else []
+        metrics = classification_metrics([label_of[p] for p in kept], y_pred, self.classes_)
+        metrics.update(split="evaluate", source=data.source,
+                       failures=[{"path": p, "reason": r} for p, r in failures])
+        if output is not None:
+            write_report(output, metrics, None, {"model": str(self.directory or "")})
+        return metrics
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike, trained_bodies: bool = False,
+             report_dir: str | os.PathLike | None = None) -> Path:
+        """Write the model directory atomically; ``trained_bodies`` stores backbone weights."""
+        import shutil
+
+        directory = Path(directory)
+        manifest = {**self.manifest, "format": FORMAT, "classes": self.classes_,
+                    "combine": self.combine, "backbones": [], "heads": [],
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            for i, backbone in enumerate(self.backbones):
+                entry = {"spec": backbone.spec(), "stored": None}
+                if trained_bodies:
+                    backbone.save(tmp / f"backbone_{i}")
+                    entry["stored"] = f"backbone_{i}"
+                manifest["backbones"].append(entry)
+            for i, head in enumerate(self.heads):
+                save_head(head, tmp / f"head_{i}")
+                manifest["heads"].append(f"head_{i}")
+            manifest["backbone"] = self.spec_
+            if report_dir is not None and Path(report_dir).is_dir():
+                shutil.copytree(report_dir, tmp / "report")
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        self.directory = directory
+        self.manifest = manifest
+        return directory
+
+
+def load_model(directory: str | os.PathLike) -> TransferModel:
+    """Rebuild a :class:`TransferModel` from its directory (no pickle anywhere)."""
+    directory = Path(directory)
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{directory}: not a transferkit model (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path}: unsupported format {manifest.get('format')!r}")
+    backbones = []
+    for entry in manifest["backbones"]:
+        spec = entry["spec"]
+        if entry.get("stored"):
+            backbone = create(str(directory / entry["stored"]))
+        else:
+            backbone = create(spec["name"])
+            if backbone.weights_id != spec["weights_id"]:
+                raise IncompatibleModelError(
+                    f"{manifest_path}: trained on {spec['name']} weights {spec['weights_id']}, "
+                    f"but the installed weights are {backbone.weights_id}")
+        backbone.with_preprocessing(Preprocessing.from_dict(spec["preprocessing"]))
+        backbones.append(backbone.eval().to(memory_format=torch.channels_last))
+    heads = [load_head(directory / name) for name in manifest["heads"]]
+    return TransferModel(backbones, heads, manifest["classes"], manifest["combine"], manifest,
+                         directory)

@@ -1,0 +1,190 @@
+"""Fast CPU path: ONNX export + ONNX Runtime agree with PyTorch on real photos; the file
+pipeline's engines agree; exports are cached by weights; transfer models export whole."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit.backbones import imagenet_labels
+from transferkit.data import load_image
+from transferkit.features import embed_folder, embed_paths, preprocess_images
+from transferkit.features.extract import choose_engine
+from transferkit.features.pipeline import decode_file, iter_pixel_batches, normalize_pixels
+from transferkit.inference import (
+    OnnxBackbone,
+    available_cores,
+    backbone_fingerprint,
+    export_backbone,
+    export_transfer_model,
+    onnx_backbone,
+)
+
+
+def _rel_err(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.fixture()
+def mixed_folder(photos_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path in sorted(photos_dir.glob("*.jpg")):
+        shutil.copy(path, folder / path.name)
+    (folder / "broken.jpg").write_bytes((photos_dir / "coffee.jpg").read_bytes()[:2000])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image")
+    return folder
+
+
+def test_onnx_matches_pytorch_on_photos(lite0, photos_dir, tmp_path, cat_classes):
+    files = sorted(photos_dir.glob("*.jpg"))
+    batch = preprocess_images([load_image(p) for p in files], lite0)
+    lite0.eval()
+    with torch.inference_mode():
+        emb_ref, logits_ref = lite0.embed(batch).numpy(), lite0(batch).numpy()
+    session = OnnxBackbone(export_backbone(lite0, tmp_path / "lite0.onnx"), threads=1)
+    emb, logits = session.embed(batch).numpy(), session.forward(batch).numpy()
+    assert emb.shape == (len(files), 1280) and logits.shape == (len(files), 1000)
+    assert _rel_err(emb, emb_ref) < 1e-4
+    assert _rel_err(logits, logits_ref) < 1e-4
+    assert (logits.argmax(1) == logits_ref.argmax(1)).all()
+    top = session.predict_topk(batch[[i for i, p in enumerate(files) if p.stem == "chelsea"]], 1)
+    assert imagenet_labels()[top[0][0][0]] in cat_classes
+    assert session.spec() == lite0.spec() and session.threads == 1
+    # The TorchScript exporter folds batch norm in place; the caller's model must not change.
+    with torch.inference_mode():
+        assert np.array_equal(lite0.embed(batch).numpy(), emb_ref)
+    with pytest.raises(ValueError, match=r"expected a batch of shape \(N, 3, 224, 224\)"):
+        session.embed(batch[:, :, :100, :100])
+
+
+def test_pipeline_pixels_are_bit_identical_to_the_eval_transform(lite0, photos_dir):
+    files = sorted(photos_dir.glob("*.jpg"))
+    prep = lite0.preprocessing
+    reference = preprocess_images([load_image(p, draft_size=prep.resize_size) for p in files],
+                                  lite0)
+    batches = list(iter_pixel_batches(files, prep, batch_size=2, workers=2))
+    assert [i for b in batches for i in b.indices] == list(range(len(files)))
+    pixels = np.concatenate([b.pixels for b in batches])
+    for channels_last in (True, False):
+        batch = normalize_pixels(pixels, prep, channels_last=channels_last)
+        assert batch.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert torch.equal(batch, reference)
+    assert decode_file(files[0], prep).shape == (224, 224, 3)
+
+
+def test_engines_agree_and_skip_bad_files(lite0, mixed_folder):
+    by_torch = embed_folder(mixed_folder, lite0, engine="torch", batch_size=3, num_workers=0)
+    by_onnx = embed_folder(mixed_folder, lite0, engine="onnx", batch_size=3, num_workers=2)
+    names = [p.rsplit("/", 1)[-1] for p in by_onnx.paths]
+    assert names == ["astronaut.jpg", "camera.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert by_torch.paths == by_onnx.paths and by_torch.spec == by_onnx.spec == lite0.spec()
+    assert by_torch.failures == by_onnx.failures
+    assert sorted((p.rsplit("/", 1)[-1], r) for p, r in by_onnx.failures) == [
+        ("broken.jpg", "truncated or corrupt image data"), ("empty.png", "empty file (0 bytes)"),
+        ("notes.png", "not an image (unrecognised format)")]
+    assert _rel_err(by_onnx.vectors, by_torch.vectors) < 1e-4
+    # "auto" takes ONNX Runtime once this backbone's export is cached, torch for a small
+    # first job, and refuses unknown engines.
+    from transferkit.backbones import create
+
+    assert choose_engine("auto", lite0, 1) == "onnx"
+    assert choose_engine("auto", copy.deepcopy(lite0), 1) == "onnx"  # same weights, same file
+    untrained = create("efficientnet_lite0", pretrained=False)
+    assert choose_engine("auto", untrained, 1) == "torch"
+    assert choose_engine("auto", untrained, 64) == "onnx"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        choose_engine("tensorrt", lite0, 1)
+
+
+def test_export_cache_is_keyed_by_weights(lite0, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path))
+    model = copy.deepcopy(lite0)
+    first = onnx_backbone(model)
+    assert onnx_backbone(model) is first  # in-memory hit, no re-export
+    assert first.path.parent == tmp_path / "onnx" and first.path.name.startswith(
+        "efficientnet_lite0-224px-")
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    before = first.forward(x).numpy()
+    fingerprint = backbone_fingerprint(model)
+    with torch.no_grad():
+        model.model.classifier.bias.add_(1.0)  # an in-place update, as an optimiser makes
+    assert backbone_fingerprint(model) != fingerprint
+    second = onnx_backbone(model)
+    assert second is not first and second.path != first.path
+    np.testing.assert_allclose(second.forward(x).numpy(), before + 1.0, atol=1e-3)
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
+    assert not list((tmp_path / "onnx").glob(".*tmp"))
+
+
+def test_bad_onnx_files_and_thread_settings(tmp_path, monkeypatch):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"definitely not protobuf")
+    with pytest.raises(ValueError, match="junk.onnx"):
+        OnnxBackbone(junk)
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        OnnxBackbone(tmp_path / "missing.onnx")
+    monkeypatch.setenv("TRANSFERKIT_THREADS", "3")
+    assert available_cores() == 3
+    monkeypatch.setenv("TRANSFERKIT_THREADS", "many")
+    with pytest.raises(ValueError, match="TRANSFERKIT_THREADS"):
+        available_cores()
+
+
+def test_transfer_model_exports_backbone_and_head(lite0, fashion_mini, tmp_path):
+    from transferkit.backbones import create
+    from transferkit.heads import LinearHead, RandomForestHead
+    from transferkit.train import TransferModel, load_model
+
+    backbone = create("efficientnet_lite0", image_size=64)
+    files = sorted(fashion_mini.glob("*/*.png"))[::3]
+    labels = [p.parent.name for p in files]
+    feats = embed_paths(files, backbone, engine="torch").vectors
+    images = [load_image(p) for p in files[:12]]
+    batch = preprocess_images(images, backbone)
+    for head, included in ((LinearHead(epochs=15), True),
+                           (RandomForestHead(n_estimators=10), False)):
+        head.fit(feats, labels)
+        directory = TransferModel([backbone], [head], sorted(set(labels))).save(
+            tmp_path / head.kind)
+        model = load_model(directory)
+        path, head_included = export_transfer_model(directory, tmp_path / f"{head.kind}.onnx")
+        assert head_included is included
+        session = OnnxBackbone(path)
+        assert session.spec() == backbone.spec()
+        if included:
+            assert session.output_names == ["embedding", "logits", "probabilities"]
+            expected = model.predict_proba_images(images)
+            cols = [model.classes_.index(c) for c in session.class_names]
+            got = session.run(batch)["probabilities"]
+            np.testing.assert_allclose(got, expected[:, cols], atol=1e-4)
+        else:
+            assert session.output_names == ["embedding"]
+            assert "random_forest head is not in this graph" in session.metadata["note"]
+            with pytest.raises(ValueError, match="no 'logits' output"):
+                session.forward(batch)
+
+
+def test_cli_export_and_embed_engine(tmp_path, photos_dir, cat_classes):
+    out = tmp_path / "lite0.onnx"
+    result = subprocess.run([sys.executable, "-m", "transferkit", "export", "efficientnet_lite0",
+                             "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "outputs: embedding, logits" in result.stdout
+    assert "check: embeddings match PyTorch" in result.stdout
+    session = OnnxBackbone(out)
+    batch = normalize_pixels(decode_file(photos_dir / "chelsea.jpg", session.preprocessing)[None],
+                             session.preprocessing, channels_last=False)
+    assert imagenet_labels()[session.predict_topk(batch, 1)[0][0][0]] in cat_classes
+    bad = subprocess.run([sys.executable, "-m", "transferkit", "embed", str(photos_dir), "-o",
+                          str(tmp_path / "e.parquet"), "--engine", "tensorrt"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "engine must be one of" in bad.stderr

@@ -1,0 +1,176 @@
+"""End to end in headless Chromium: upload an image on the web page, see results appear.
+
+Uses Debian's /usr/bin/chromium (installed by scripts/install.sh) through Playwright; the
+browser is never downloaded. Every request the page makes must stay on the loopback server.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from _service_support import built_index, live_server, trained_model
+
+from transferkit.service import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def index_path(tmp_path_factory, lite0, photos_dir, fashion_mini) -> str:
+    return built_index(tmp_path_factory, lite0, photos_dir, fashion_mini)
+
+
+@pytest.fixture(scope="module")
+def server(lite0, index_path):
+    with live_server(create_app(index_path=index_path, backbone=lite0)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory, lite0, index_path, fashion_mini):
+    model_dir = trained_model(tmp_path_factory, fashion_mini)
+    app = create_app(model_dir=model_dir, index_path=index_path, backbone=lite0)
+    with live_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian chromium missing: run scripts/install.sh"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 1000})
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab that refuses anything but loopback, and records page errors."""
+    tab = browser.new_page()
+    tab.outside_requests = []
+    tab.page_errors = []
+
+    def guard(route):
+        if urlparse(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            tab.outside_requests.append(route.request.url)
+            route.abort()
+
+    tab.route("**/*", guard)
+    tab.on("pageerror", lambda exc: tab.page_errors.append(str(exc)))
+    yield tab
+    assert tab.outside_requests == [], "page reached outside the local server"
+    assert tab.page_errors == [], tab.page_errors
+    tab.close()
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def wait_for_loaded_thumbnails(page, count: int) -> None:
+    page.wait_for_function(
+        """n => { const imgs = [...document.querySelectorAll('#hits li.hit img')];
+                  return imgs.length === n
+                      && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=count)
+
+
+def test_upload_shows_predictions_and_similar_images(page, server, photos_dir, tmp_path):
+    page.goto(server + "/")
+    expect(page.locator("#status")).to_contain_text("index: 125 images")
+    page.set_input_files("#file-input", str(photos_dir / "chelsea.jpg"))
+
+    rows = page.locator("#predictions tbody tr.prediction")
+    rows.first.wait_for()
+    assert rows.count() == 5
+    assert "cat" in rows.first.locator("td.label").inner_text()
+    assert page.locator("#pred-source").inner_text() == "ImageNet"
+    assert page.locator("#preview").evaluate("img => img.naturalWidth") == 451
+
+    wait_for_loaded_thumbnails(page, 8)
+    first = page.locator("#hits li.hit").first
+    assert first.locator(".hit-name").inner_text() == "chelsea.jpg"
+    assert first.locator(".hit-distance").inner_text().startswith("distance 0.00")
+    assert page.locator("#error").is_hidden()
+    page.screenshot(path=str(tmp_path / "service-page.png"), full_page=True)
+    print("screenshot:", tmp_path / "service-page.png")
+
+
+def test_drop_on_the_zone_uploads_the_file(page, server, photos_dir):
+    """Exercises the drag-and-drop handler with a real DataTransfer holding a File."""
+    page.goto(server + "/")
+    expect(page.locator("#status")).to_contain_text("index:")
+    data = base64.b64encode((photos_dir / "coffee.jpg").read_bytes()).decode()
+    page.evaluate("""b64 => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'coffee.jpg', {type: 'image/jpeg'}));
+        const zone = document.getElementById('dropzone');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true,
+                                                       cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,
+                                                   cancelable: true}));
+    }""", data)
+    page.locator("#predictions tbody tr.prediction").first.wait_for()
+    labels = page.locator("#predictions td.label").all_inner_texts()
+    assert "espresso" in labels[:3], labels
+    wait_for_loaded_thumbnails(page, 8)
+    assert page.locator("#hits .hit-name").first.inner_text() == "coffee.jpg"
+
+
+def test_bad_file_shows_a_clear_error(page, server, tmp_path):
+    # The name is markup on purpose: the page must show it as text, never run it.
+    fake = tmp_path / "<b id=injected>holiday</b>.jpg"
+    fake.write_text("definitely not a JPEG\n" * 10)
+    page.goto(server + "/")
+    expect(page.locator("#status")).to_contain_text("index:")
+    page.set_input_files("#file-input", str(fake))
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "<b id=injected>holiday</b>.jpg" in error.inner_text()
+    assert "not an image" in error.inner_text()
+    assert page.locator("#injected").count() == 0
+    assert page.locator("#results").is_hidden()
+
+
+def test_trained_model_predictions_and_report(page, model_server, fashion_mini, tmp_path):
+    page.goto(model_server + "/")
+    expect(page.locator("#status")).to_contain_text("model: 10 classes")
+    report = page.locator("#report")
+    report.wait_for(state="visible")
+    expect(page.locator("#metrics-table")).to_contain_text("accuracy")
+    expect(page.locator("#report-metrics")).to_contain_text("By class")
+    page.wait_for_function("""() => { const img = document.getElementById('confusion-matrix');
+                                      return img.complete && img.naturalWidth > 200; }""")
+
+    garment = sorted((fashion_mini / "Trouser").glob("*.png"))[0]
+    page.set_input_files("#file-input", str(garment))
+    rows = page.locator("#predictions tbody tr.prediction")
+    rows.first.wait_for()
+    assert page.locator("#pred-source").inner_text() == "trained model"
+    classes = {p.name for p in fashion_mini.iterdir()}
+    assert set(page.locator("#predictions td.label").all_inner_texts()) <= classes
+    wait_for_loaded_thumbnails(page, 8)
+    assert page.locator("#hits .hit-folder").first.inner_text() == "Trouser"
+    page.screenshot(path=str(tmp_path / "service-model-page.png"), full_page=True)
+    print("screenshot:", tmp_path / "service-model-page.png")
