@@ -143,10 +143,14 @@ def main() -> None:
     for row in rows:
         print(f"{row['task']:14s} {row['method'][:58]:58s} {row['accuracy']:8.1%} "
               f"{row['n_test']:6d} {row['seconds']:8.1f}")
-    fashion = {r["method"].split(" ")[0]: r for r in rows if r["task"] == "fashion-mnist"}
-    if "fine-tune" in fashion and "linear" in fashion:
-        diff = fashion["fine-tune"]["accuracy"] - fashion["linear"]["accuracy"]
-        print(f"\nfine-tune minus linear probe on Fashion-MNIST: {diff:+.1%}")
+    fashion = [r for r in rows if r["task"] == "fashion-mnist"]
+    probes = [r for r in fashion if r["method"].startswith("linear probe")]
+    tuned = [r for r in fashion if r["method"].startswith("fine-tune")]
+    if probes and tuned:
+        best = max(probes, key=lambda r: r["accuracy"])
+        diff = tuned[0]["accuracy"] - best["accuracy"]
+        print(f"\nfine-tune minus best linear probe on Fashion-MNIST: {diff:+.1%} "
+              f"(val curve {tuned[0]['val_curve']}, best epoch {tuned[0]['best_epoch']})")
     print(f"total wall time {time.perf_counter() - started:.0f} s on {os.cpu_count()} cores; "
           f"reference: ResNet-50 linear probe 91.5% / fine-tune 92.1% on Oxford Pets "
           f"(SimCLR paper, Table B.5)")

@@ -22,7 +22,6 @@ from transferkit.explain import (
 )
 
 
-@pytest.mark.slow
 def test_ideal_tabby_is_seen_as_tabby_after_png_round_trip(lite0, tmp_path):
     result = visualize(lite0, "class:tabby", steps=32, show_progress=False)
     path = tmp_path / "tabby.png"
@@ -127,3 +126,11 @@ def test_cli_attack_visualize_top_images(tmp_path, fashion_mini):
     out = runner.invoke(app, ["top-images", "blocks.4", "2", str(fashion_mini), "-k", "4", "-o",
                               str(tmp_path / "top.png")])
     assert out.exit_code == 0 and (tmp_path / "top.png").exists(), out.output
+
+
+def test_explaining_leaves_the_shared_backbone_trainable(lite0):
+    before = [p.requires_grad for p in lite0.parameters()]
+    visualize(lite0, "class:tabby", steps=1, size=32, input_size=64, show_progress=False)
+    attack(lite0, sample_photo("coffee"), method="fgsm", eps=0.01, show_progress=False)
+    assert [p.requires_grad for p in lite0.parameters()] == before
+    assert all(p.grad is None for p in lite0.parameters())

@@ -172,29 +172,32 @@ _SAVE_LOOP = textwrap.dedent("""
 """)
 
 
-def test_process_killed_while_saving_leaves_a_loadable_index(tmp_path):
+def test_process_killed_while_writing_leaves_a_loadable_index(tmp_path):
     path = tmp_path / "live.tkindex"
     proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(path)],
                             stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "TRANSFERKIT_QUIET": "1"})
     try:
-        lines = []
-        while len(lines) < 3:  # let two saves complete, then kill during the third+
-            line = proc.stdout.readline()
-            assert line, "save loop died"
-            lines.append(line)
-        time.sleep(0.15)
+        lines = [proc.stdout.readline() for _ in range(3)]  # two saves have completed
+        assert all(lines), "save loop died"
+        deadline = time.monotonic() + 60
+        caught = []
+        while not caught and time.monotonic() < deadline:  # wait for a save mid-write
+            caught = [p for p in tmp_path.iterdir() if p.name.startswith(".live.tkindex")]
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    loaded = VectorIndex.load(path)
+    assert caught, "never saw a save in progress"
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".live.tkindex")]
+    assert leftovers  # killed while the temp file was being written ...
+    loaded = VectorIndex.load(path)  # ... yet the index is whole
     started = [int(s.split()[1]) for s in lines]
     assert len(loaded) >= started[1]  # at least the second save, which completed
-    assert loaded.raw_index.ntotal == len(loaded)
+    assert loaded.raw_index.ntotal == len(loaded) == len(loaded.items)
     _, ids = loaded.search(np.zeros((1, 128), np.float32), 3)
     assert (ids >= 0).all()
-    # a leftover temp file from the killed save does not stop the next save
-    loaded.save(path)
+    loaded.save(path)  # a leftover temp file does not stop the next save
     assert len(VectorIndex.load(path)) == len(loaded)

@@ -140,14 +140,14 @@ def test_drop_on_the_zone_uploads_the_file(page, server, photos_dir):
 
 def test_bad_file_shows_a_clear_error(page, server, tmp_path):
     # The name is markup on purpose: the page must show it as text, never run it.
-    fake = tmp_path / "<b id=injected>holiday</b>.jpg"
+    fake = tmp_path / "<img id=injected src=x onerror=alert(1)>holiday.jpg"
     fake.write_text("definitely not a JPEG\n" * 10)
     page.goto(server + "/")
     expect(page.locator("#status")).to_contain_text("index:")
     page.set_input_files("#file-input", str(fake))
     error = page.locator("#error")
     error.wait_for(state="visible")
-    assert "<b id=injected>holiday</b>.jpg" in error.inner_text()
+    assert "<img id=injected src=x onerror=alert(1)>holiday.jpg" in error.inner_text()
     assert "not an image" in error.inner_text()
     assert page.locator("#injected").count() == 0
     assert page.locator("#results").is_hidden()

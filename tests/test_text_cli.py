@@ -143,18 +143,25 @@ def test_tfidf_index_cli_uses_saved_vocabulary(tmp_path, quotes_csv):
 
 def test_train_and_predict_text(tmp_path, quotes_csv):
     model = tmp_path / "model"
-    result, out = invoke("train", quotes_csv, "--text", "--encoder", "tfidf", "--head",
+    result, out = invoke("train", quotes_csv, "--text", "--encoder", "tfidf", "--strategy",
                          "logreg", "--text-column", "quote", "--label-column", "topic",
                          "-o", model)
     assert result.exit_code == 0, out
     assert "held-out accuracy" in out
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["metrics"]["accuracy"] > 0.5 and manifest["encoder"]["name"] == "tfidf"
-    result, out = invoke("predict", model, "--text", "Set phasers to stun, Mr. Sulu!",
+    result, out = invoke("predict", model, "--text", "Spock and Kirk on the Enterprise",
                          "--json")
     assert result.exit_code == 0, out
     top = json.loads(result.stdout)["results"][0]["top_k"]
     assert top[0]["label"] == "startrek"
+    lines = tmp_path / "new.txt"
+    lines.write_text("Captain Kirk beamed down with Spock\nThe lawyer filed a lawsuit in court\n")
+    result, out = invoke("predict", model, lines, "-k", "1")
+    assert result.exit_code == 0, out
+    assert f"{lines}:1: startrek" in out and f"{lines}:2: law" in out
+    result, out = invoke("predict", tmp_path, "--text", "hello")
+    assert result.exit_code == 2 and "not a saved text model" in out
 
 
 def test_train_text_missing_label_column(tmp_path, quotes_csv):

@@ -85,6 +85,10 @@ def test_fortune_files_are_real_and_parsed():
     assert len(entries) == cats["startrek"] > 200
     assert all("%" != e and "\n" not in e for e in entries)
     assert sum("Spock" in e or "Kirk" in e for e in entries) > 20
+    # `law` holds doubly mis-decoded UTF-8 ("HereÃ¢ÂÂs"); the reader repairs it
+    law = read_fortune_file(FORTUNES_DIR / "law")
+    assert not any("Ã" in e for e in law)
+    assert any("Here\u2019s the thing about lawyers" in e for e in law)
 
 
 def test_load_fortunes_balanced_deterministic_and_deduplicated():

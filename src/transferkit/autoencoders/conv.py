@@ -118,9 +118,10 @@ class ConvAutoencoder(AutoencoderMixin):
         if self.denoise_std < 0:
             raise ValueError(f"denoise_std must be >= 0, got {self.denoise_std}")
         gen = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)
         self.image_shape_ = images.shape[1:]
-        self.net_ = self._build(images.shape[1])
+        with torch.random.fork_rng():  # seeded init without touching the global RNG
+            torch.manual_seed(self.seed)
+            self.net_ = self._build(images.shape[1])
         data = torch.from_numpy(images).unsqueeze(1)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(

@@ -45,8 +45,8 @@ class PCAAutoencoder(AutoencoderMixin):
         return int(self.n_components)
 
     def transform(self, X: Any) -> np.ndarray:
-        flat = as_unit_images(X).reshape(len(X), -1)
-        return (flat - self.mean_) @ self.components_.T
+        images = as_unit_images(X)
+        return (images.reshape(len(images), -1) - self.mean_) @ self.components_.T
 
     def inverse_transform(self, codes: np.ndarray) -> np.ndarray:
         flat = np.asarray(codes, np.float32) @ self.components_ + self.mean_
@@ -54,7 +54,8 @@ class PCAAutoencoder(AutoencoderMixin):
 
     def mse_curve(self, X: Any, n_components: Sequence[int]) -> list[dict[str, float]]:
         """Reconstruction MSE of ``X`` and compression ratio for each bottleneck size."""
-        flat = as_unit_images(X).reshape(len(X), -1)
+        images = as_unit_images(X)
+        flat = images.reshape(len(images), -1)
         centred = flat - self.mean_
         pixels = flat.shape[1]
         rows = []

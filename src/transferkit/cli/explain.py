@@ -26,21 +26,18 @@ def visualize(
     input_size: int | None = typer.Option(None, help="Network input per step (default native)."),
     views: int = typer.Option(1, min=1, help="Random transforms averaged per step."),
     tv: float = typer.Option(0.05, min=0.0, help="Total-variation weight."),
-    lr: float = typer.Option(0.05),
+    lr: float = typer.Option(0.4, help="Adam step on the Fourier coefficients."),
     seed: int = typer.Option(0),
 ) -> None:
     """Activation maximisation from noise (Fourier/decorrelated parameterisation, jitter,
     scale, rotation, TV). Writes the PNG and a .txt summary of how the network sees it."""
     from transferkit.backbones import create
     from transferkit.explain import visualize as run
-    from transferkit.utils import atomic_path, atomic_write_text
 
     model = create(backbone)
     result = run(model, target, steps=steps, size=size, input_size=input_size, views=views,
                  tv_weight=tv, lr=lr, seed=seed)
-    with atomic_path(output, suffix=".png") as tmp:
-        result.image.save(tmp, format="PNG")
-    atomic_write_text(output.with_suffix(".txt"), result.summary() + "\n")
+    result.save(output)
     console.print(result.summary(), highlight=False, markup=False)
     console.print(f"wrote {output}", highlight=False)
 

@@ -28,8 +28,9 @@ def _print(text: str) -> None:
 @index_app.command("build")
 @friendly_errors
 def build(
-    sources: list[Path] = typer.Argument(..., help="Folders/images to index, or one embeddings "
-                                                    "parquet written by `transferkit embed`."),
+    sources: list[Path] | None = typer.Argument(None, help="Folders/images to index, or one "
+                                                "embeddings parquet written by `transferkit "
+                                                "embed`."),
     output: Path = typer.Option(..., "--output", "-o", help="Index file to write."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
@@ -42,8 +43,19 @@ def build(
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode processes (default: cores - 1)."),
     chunk_size: int = typer.Option(1024, min=1, help="Images decoded per chunk (memory bound)."),
+    # -- text (issue 8): `index build --text FILE.csv|.txt -o INDEX` ---------------------------
+    text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
+                                                          "line) or .csv file instead of images."),
+    encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
+    text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
 ) -> None:
-    """Embed every image under SOURCES and write an index (replaces OUTPUT atomically)."""
+    """Embed every image under SOURCES (or texts with --text) and write an index (atomic)."""
+    if text is not None:
+        from transferkit.cli.text import run_index_build_text
+
+        return run_index_build_text(text, output, encoder, metric, method, text_column)
+    if not sources:
+        raise ValueError("index build: give image folders/files, or --text FILE for texts")
     from transferkit.backbones import create
     from transferkit.search import build_index, describe_spec
 
@@ -141,13 +153,23 @@ def compact(index_path: Path = typer.Argument(..., metavar="INDEX")) -> None:
 @friendly_errors
 def search(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index file."),
-    query: Path = typer.Argument(..., metavar="QUERY_IMAGE", help="Image to look up."),
+    query: Path | None = typer.Argument(None, metavar="QUERY_IMAGE", help="Image to look up."),
     k: int = typer.Option(10, "-k", "--top-k", min=1),
     ef_search: int | None = typer.Option(None, help="Override the index's efSearch."),
     sheet: Path | None = typer.Option(None, "--sheet", help="Also save a contact-sheet PNG."),
     as_json: bool = typer.Option(False, "--json"),
+    # -- text (issue 8): `search TEXT_INDEX --text "query"` ------------------------------------
+    text: list[str] | None = typer.Option(None, "--text", help="Query a text index with this "
+                                                               "text (repeatable)."),
 ) -> None:
-    """The K most similar indexed images to QUERY_IMAGE (path and distance)."""
+    """The K most similar indexed images to QUERY_IMAGE (or texts to --text "query")."""
+    from transferkit.cli.text import refuse_image_index, run_search_text
+
+    if text:
+        return run_search_text(index_path, text, k, as_json, ef_search)
+    if query is None:
+        raise ValueError("search: give a QUERY_IMAGE (or --text \"...\" for a text index)")
+    refuse_image_index(index_path)
     from transferkit.search import ImageIndex, contact_sheet
 
     index = ImageIndex.load(index_path)

@@ -65,11 +65,13 @@ def run_index_build_text(source: Path, output: Path, encoder: str = "minilm",
 
 
 def run_search_text(index_path: Path, queries: list[str], k: int = 5,
-                    as_json: bool = False) -> None:
+                    as_json: bool = False, ef_search: int | None = None) -> None:
     """`search INDEX --text "query"`: refuses image indexes with a clear error."""
     from transferkit.text import TextIndex
 
     index = TextIndex.load(index_path)
+    if ef_search is not None:
+        index.index.ef_search = ef_search
     results = index.search_texts(queries, k)
     if as_json:
         print(json.dumps({"index": str(index_path), "model": index.spec.get("name"),
@@ -104,13 +106,13 @@ def run_train_text(data: Path, output: Path, encoder: str = "minilm", head: str 
 
 
 def run_predict_text(model_dir: Path, texts: list[str] | None = None,
-                     file: Path | None = None, top_k: int = 3, as_json: bool = False,
+                     files: list[Path] | None = None, top_k: int = 3, as_json: bool = False,
                      text_column: str = "text") -> None:
-    """`predict MODEL --text "..."` (or a .txt/.csv file): top-k labels per text."""
+    """`predict MODEL --text "..."` (or .txt/.csv files): top-k labels per text."""
     from transferkit.text import load_text_model, read_texts
 
     items: list[tuple[str, str]] = [(t, t) for t in (texts or [])]
-    if file is not None:
+    for file in files or []:
         data = read_texts(file, text_column=text_column, label_column=None)
         items += list(zip(data.ids, data.texts))
     if not items:
@@ -133,7 +135,7 @@ def refuse_image_index(index_path: Path) -> None:
     """For image search branches: a text index gets a clear error, not a crash."""
     from transferkit.text import is_text_index
 
-    if is_text_index(index_path):
+    if Path(index_path).is_file() and is_text_index(index_path):
         err_console.print(f"[red]error:[/red] {index_path}: is a text index; query it with "
-                          f"--text \"...\"", highlight=False)
+                          f"--text \"...\", not an image", highlight=False)
         raise typer.Exit(2)

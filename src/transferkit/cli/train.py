@@ -61,8 +61,20 @@ def train(
     resume: bool = typer.Option(False, help="Continue from OUTPUT.ckpt after an interruption."),
     stop_after_epochs: int | None = typer.Option(None, help="Stop (resumably) after N epochs."),
     max_steps_per_epoch: int | None = typer.Option(None, help="Cap batches per epoch."),
+    # -- text (issue 8): `train DATA.csv --text [--encoder minilm|tfidf]` --------------------
+    text: bool = typer.Option(False, "--text", help="DATA is a CSV of texts and labels: train "
+                                                    "a text classifier (head = --strategy)."),
+    encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
+    text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
+    label_column: str = typer.Option("label", help="With --text: CSV column of the labels."),
 ) -> None:
-    """Train a classifier on labelled images; writes weights, manifest and a report."""
+    """Train a classifier on labelled images (or texts with --text); writes model + report."""
+    if text:
+        from transferkit.cli.text import run_train_text
+
+        run_train_text(data, output, encoder, strategy, text_column, label_column,
+                       test_size=test_fraction, seed=seed, head_params=_parse_params(head_param))
+        return
     from transferkit.train import TrainingInterrupted, fit, format_metrics
     from transferkit.train.fit import BODY_STRATEGIES
 
@@ -92,11 +104,23 @@ def train(
 @friendly_errors
 def predict(
     model_dir: Path = typer.Argument(..., help="Model directory written by `train`."),
-    images: list[Path] = typer.Argument(..., help="Image files or folders."),
+    images: list[Path] | None = typer.Argument(None, help="Image files or folders (for a text "
+                                                          "model: .txt/.csv files)."),
     top_k: int = typer.Option(3, "--top-k", "-k", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    # -- text (issue 8): `predict TEXT_MODEL --text "..."` -------------------------------------
+    text: list[str] | None = typer.Option(None, "--text", help="Text to classify with a text "
+                                                               "model (repeatable)."),
 ) -> None:
-    """Top-k classes with probabilities for each image (bad files are skipped and listed)."""
+    """Top-k classes with probabilities for each image or text (bad files skipped, listed)."""
+    from transferkit.text import is_text_model
+
+    if text or is_text_model(model_dir):
+        from transferkit.cli.text import run_predict_text
+
+        return run_predict_text(model_dir, text, images, top_k, as_json)
+    if not images:
+        raise ValueError("predict: give image files or folders (or --text with a text model)")
     from transferkit.data import list_images
     from transferkit.train import load_model
 

@@ -3,8 +3,7 @@ images that excite a unit most, and adversarial examples (FGSM / PGD)."""
 
 from transferkit.explain._model import PixelModel
 from transferkit.explain.attacks import METHODS, AttackResult, attack, fgsm, parse_eps, pgd
-from transferkit.explain.top_images import TopImages, top_activating
-from transferkit.explain.visualize import (
+from transferkit.explain.featurevis import (
     FourierImage,
     Target,
     Visualization,
@@ -12,6 +11,7 @@ from transferkit.explain.visualize import (
     parse_target,
     visualize,
 )
+from transferkit.explain.top_images import TopImages, top_activating
 
 __all__ = ["PixelModel", "attack", "fgsm", "pgd", "parse_eps", "METHODS", "AttackResult",
            "TopImages", "top_activating", "FourierImage", "Target", "Visualization",

@@ -19,14 +19,14 @@ class StopForward(Exception):
 class PixelModel(nn.Module):
     """``forward(x in [0,1], NCHW) -> logits`` with the backbone's mean/std folded in.
 
-    Parameters are frozen: attacks and visualisation only need gradients w.r.t. the input,
-    which skips the (slow on CPU) weight-gradient convolutions.
+    The backbone is put in eval mode but its parameters are left as they are (a shared model
+    may be fine-tuned elsewhere): callers take gradients with ``torch.autograd.grad`` w.r.t.
+    the input only, which also skips the (slow on CPU) weight-gradient convolutions.
     """
 
     def __init__(self, backbone: Backbone) -> None:
         super().__init__()
         self.backbone = backbone.eval()
-        self.backbone.requires_grad_(False)
         prep = backbone.preprocessing
         self.register_buffer("mean", torch.tensor(prep.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(prep.std).view(1, 3, 1, 1))

@@ -97,7 +97,7 @@ def sweep(dataset: str, base: np.ndarray, queries: np.ndarray, metric: str,
         exact.add(base, [""] * len(base))
         sub = queries[:exact_queries]
         wall, cpu, (_, ids) = _timed(lambda: exact.search(sub, k))
-        rows.append(BenchRow(dataset, "exact (brute force)", "-",
+        rows.append(BenchRow(gt_name or dataset, "exact (brute force)", "-",
                              recall_at_k(ids, truth[:len(sub)]), len(sub) / wall, None,
                              len(sub), len(sub) / cpu, group=gt_name or dataset))
         log(f"  exact: {rows[-1].qps:,.0f} QPS on {len(sub)} queries")
@@ -146,14 +146,16 @@ def sweep(dataset: str, base: np.ndarray, queries: np.ndarray, metric: str,
 def format_table(rows: Sequence[BenchRow], k: int = 10) -> str:
     """QPS = queries per wall second; QPS/cpu = per CPU second of this one-thread process
     (what an idle core would give); raw = the same faiss index called directly."""
-    head = (f"{'dataset':<22}{'method':<21}{'param':>7}{f'recall@{k}':>10}{'QPS':>9}"
+    w = max([len("dataset")] + [len(r.dataset) for r in rows]) + 2
+    m = max([len("method")] + [len(r.method) for r in rows]) + 2
+    head = (f"{'dataset':<{w}}{'method':<{m}}{'param':>7}{f'recall@{k}':>10}{'QPS':>9}"
             f"{'raw QPS':>9}{'QPS/cpu':>9}{'raw/cpu':>9}{'overhead':>9}{'queries':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
         raw = f"{r.raw_qps:,.0f}" if r.raw_qps else "-"
         raw_cpu = f"{r.raw_cpu_qps:,.0f}" if r.raw_cpu_qps else "-"
         over = f"{r.overhead:+.1%}" if r.overhead is not None else "-"
-        lines.append(f"{r.dataset:<22}{r.method:<21}{r.param:>7}{r.recall:>10.4f}"
+        lines.append(f"{r.dataset:<{w}}{r.method:<{m}}{r.param:>7}{r.recall:>10.4f}"
                      f"{r.qps:>9,.0f}{raw:>9}{r.cpu_qps:>9,.0f}{raw_cpu:>9}{over:>9}"
                      f"{r.queries:>8}")
     return "\n".join(lines)
@@ -177,7 +179,7 @@ def target_summary(rows: Sequence[BenchRow], dataset: str, min_recall: float = 0
     """Fastest setting reaching ``min_recall`` among datasets starting with ``dataset``."""
     ok = [r for r in rows if r.dataset.startswith(dataset) and r.raw_qps
           and r.recall >= min_recall]
-    best = max(ok, key=lambda r: r.qps, default=None)
+    best = max(ok, key=lambda r: r.cpu_qps, default=None)  # CPU time: robust to other load
     if best is None:
         return f"{dataset}: no setting reached recall >= {min_recall}"
     wall = "met" if best.qps >= min_qps else "NOT met"

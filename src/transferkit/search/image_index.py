@@ -313,6 +313,8 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
 
     params = dict(metric=metric, method=method, M=M, ef_construction=ef_construction,
                   ef_search=ef_search)
+    if output is not None and Path(output).is_dir():  # fail before hours of embedding
+        raise IsADirectoryError(f"{output}: is a folder; an index is saved as one file")
     if isinstance(source, Embeddings) or _is_parquet(source):
         emb = source if isinstance(source, Embeddings) else Embeddings.load(source)
         if not emb.spec:

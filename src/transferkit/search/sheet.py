@@ -41,7 +41,8 @@ def contact_sheet(query_image, hits: Sequence, out_png: str | os.PathLike,
                                                f"d={hit.distance:.3f}"))
     cols = max(1, min(columns, len(tiles)))
     rows = (len(tiles) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.7 * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (image, label) in zip(axes.ravel(), tiles):
@@ -49,7 +50,6 @@ def contact_sheet(query_image, hits: Sequence, out_png: str | os.PathLike,
         ax.set_title(label, fontsize=8, color="tab:red" if label == "query" else "black")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     out = Path(out_png)
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)

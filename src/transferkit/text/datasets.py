@@ -135,7 +135,25 @@ def read_fortune_file(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     content = _read_text_file(path)
     entries = re.split(r"^%\s*$", content, flags=re.MULTILINE)
-    return [" ".join(e.split()) for e in entries if e.strip()]
+    return [_fix_mojibake(" ".join(e.split())) for e in entries if e.strip()]
+
+
+def _fix_mojibake(text: str) -> str:
+    """Undo UTF-8 that was decoded as Latin-1 (once or twice): a few fortunes have ``Ã¢ÂÂ``."""
+    while "Ã" in text or "Â" in text or "â\x80" in text:
+        try:
+            fixed = text.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            break
+        if fixed == text:
+            break
+        text = fixed
+    return text
+
+
+def _dedupe_key(text: str) -> str:
+    # Same quote with other quote marks/spacing/case counts as a duplicate.
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
 
 
 def fortune_categories(root: str | os.PathLike = FORTUNES_DIR) -> dict[str, int]:
@@ -157,7 +175,8 @@ def load_fortunes(categories: list[str] | tuple[str, ...] | None = None,
     """Debian fortunes as a labelled text set: label = category file name.
 
     Default categories are :data:`FORTUNE_CATEGORIES`. Entries shorter than ``min_chars`` or
-    longer than ``max_chars`` and entries found in more than one category are dropped;
+    longer than ``max_chars``, repeats within a category and entries found in more than one
+    category (compared ignoring case, punctuation and spacing) are dropped;
     ``max_per_category`` keeps a seeded random sample of each category (balanced classes).
     """
     import numpy as np
@@ -171,17 +190,19 @@ def load_fortunes(categories: list[str] | tuple[str, ...] | None = None,
             raise FileNotFoundError(f"{path}: no such fortunes category (apt-get install "
                                     f"fortunes; see fortune_categories())")
         per_cat[name] = list(enumerate(read_fortune_file(path), 1))
-    counts = Counter(text for entries in per_cat.values() for text in {t for _, t in entries})
+    counts = Counter(key for entries in per_cat.values()
+                     for key in {_dedupe_key(t) for _, t in entries})
     rng = np.random.default_rng(seed)
     texts, ids, labels = [], [], []
     for name, entries in per_cat.items():
         seen: set[str] = set()
         keep = []
         for number, text in entries:
+            key = _dedupe_key(text)
             if (len(text) < min_chars or (max_chars and len(text) > max_chars)
-                    or counts[text] > 1 or text in seen):
+                    or counts[key] > 1 or key in seen):
                 continue
-            seen.add(text)
+            seen.add(key)
             keep.append((number, text))
         if max_per_category is not None and len(keep) > max_per_category:
             chosen = sorted(rng.choice(len(keep), size=max_per_category, replace=False))

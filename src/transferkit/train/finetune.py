@@ -71,7 +71,8 @@ class FinetuneConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     dropout: float = 0.2
-    augment: bool = True             # flips, resized crops, colour jitter, small rotations
+    augment: bool = True             # flips, resized crops, colour jitter, small rotations;
+    #                                  False caches the frozen trunk's output (much faster)
     hflip: bool = True
     patience: int = 3                # early stopping on validation accuracy
     freeze_bn: bool = True           # BN running stats fixed (see module docstring)
@@ -284,8 +285,20 @@ def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strat
         state.update({k: saved[k] for k in state})
         torch.set_rng_state(resumed[2]["rng.torch"])
 
+    split_at = _trunk_split(body, config, strategy)
+    trunk_train = trunk_val = None
+    if split_at is not None:
+        # No pixel augmentation and a frozen trunk: the trunk's output never changes (its BN
+        # is in inference mode), so it is computed once and epochs only run the top blocks.
+        trunk_train = _run_trunk(body, split_at, parts["train"][0], eval_tf, batch_size)
+        trunk_val = _run_trunk(body, split_at, parts["val"][0], eval_tf, batch_size)
     if strategy == "finetune" and not state["phase1_done"]:
-        state["history"] += _phase1_head(net, parts, eval_tf, config, batch_size, seed)
+        features = None
+        if split_at is not None:  # finish the cached trunk instead of a second full pass
+            features = tuple(_top_features(body, split_at, t, batch_size)
+                             for t in (trunk_train, trunk_val))
+        state["history"] += _phase1_head(net, parts, eval_tf, config, batch_size, seed,
+                                         features)
         state["phase1_done"] = True
         if state["history"] and "val_accuracy" in state["history"][-1]:
             # the probe is the bar to beat: body epochs must improve on it to be kept
@@ -310,10 +323,23 @@ def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strat
     best = resumed[1] if resumed is not None else \
         {k: v.detach().clone() for k, v in net.state_dict().items()}
 
-    train_tf = _train_transform(size, prep.mean, prep.std, config.augment, config.hflip,
-                                eval_tf.transforms[0].interpolation)
+    if split_at is not None:
+        train_set = torch.utils.data.TensorDataset(
+            trunk_train, torch.as_tensor(parts["train"][1], dtype=torch.long))
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return net.head(net.dropout(_run_top(body, split_at, x)))
+
+        val_batches = _Replayable(lambda: _tensor_batches(trunk_val, parts["val"][1],
+                                                          batch_size))
+    else:
+        train_tf = _train_transform(size, prep.mean, prep.std, config.augment, config.hflip,
+                                    eval_tf.transforms[0].interpolation)
+        train_set = _ImageList(*parts["train"], train_tf)
+        forward = net
+        val_batches = _Replayable(lambda: _image_batches(parts["val"], eval_tf, batch_size))
     loader = torch.utils.data.DataLoader(
-        _ImageList(*parts["train"], train_tf), batch_size=batch_size, shuffle=True,
+        train_set, batch_size=batch_size, shuffle=True,
         drop_last=len(parts["train"][0]) > batch_size, num_workers=0,
         generator=torch.Generator().manual_seed(seed + state["epoch"]))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -333,7 +359,7 @@ def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strat
         total, correct, seen, steps = 0.0, 0, 0, 0
         t0 = time.perf_counter()
         for x, y in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch"):
-            logits = net(x.contiguous(memory_format=torch.channels_last))
+            logits = forward(x.contiguous(memory_format=torch.channels_last))
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -344,7 +370,7 @@ def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strat
             steps += 1
             if config.max_steps_per_epoch and steps >= config.max_steps_per_epoch:
                 break
-        val_acc, val_loss = _accuracy(net, parts["val"], eval_tf, batch_size, loss_fn)
+        val_acc, val_loss = _accuracy(forward, net, val_batches, loss_fn)
         row = {"epoch": len(state["history"]) + 1, "phase": "body" if strategy == "finetune"
                else "scratch", "train_loss": total / max(1, seen),
                "train_accuracy": correct / max(1, seen), "seconds": time.perf_counter() - t0,
@@ -440,13 +466,18 @@ def _make_body(backbone: str | Backbone, strategy: str, image_size: int | None) 
 
 
 def _phase1_head(net: FinetuneNet, parts: dict, eval_tf, config: FinetuneConfig,
-                 batch_size: int, seed: int) -> list[dict[str, Any]]:
+                 batch_size: int, seed: int, features: tuple | None = None
+                 ) -> list[dict[str, Any]]:
     """Fit a linear probe on frozen features, fold its standardisation into ``net.head``."""
     if config.head_epochs == 0:
         return []
-    train_x = _embed(net.backbone, parts["train"][0], eval_tf, batch_size)
     val_imgs, val_y = parts["val"]
-    val_x = _embed(net.backbone, val_imgs, eval_tf, batch_size) if val_imgs else None
+    if features is not None:
+        train_x, val_x = features
+        val_x = val_x if val_imgs else None
+    else:
+        train_x = _embed(net.backbone, parts["train"][0], eval_tf, batch_size)
+        val_x = _embed(net.backbone, val_imgs, eval_tf, batch_size) if val_imgs else None
     probe = LinearHead(epochs=config.head_epochs, weight_decay=1e-3,
                        label_smoothing=config.label_smoothing, random_state=seed)
     n_classes = net.head.out_features
@@ -467,18 +498,83 @@ def _phase1_head(net: FinetuneNet, parts: dict, eval_tf, config: FinetuneConfig,
     return [{**row, "phase": "head"} for row in probe.history_]
 
 
-@torch.inference_mode()
-def _accuracy(net: FinetuneNet, part: tuple[list, list[int]], eval_tf, batch_size: int,
-              loss_fn) -> tuple[float | None, float | None]:
+def _image_batches(part: tuple[list, list[int]], eval_tf, batch_size: int):
     images, targets = part
-    if not images:
-        return None, None
-    net.eval()
-    correct, total = 0, 0.0
     for start in range(0, len(images), batch_size):
-        x = torch.stack([eval_tf(img) for img in images[start:start + batch_size]])
-        y = torch.as_tensor(targets[start:start + batch_size])
-        logits = net(x.contiguous(memory_format=torch.channels_last))
+        yield (torch.stack([eval_tf(img) for img in images[start:start + batch_size]]),
+               torch.as_tensor(targets[start:start + batch_size]))
+
+
+def _tensor_batches(x: torch.Tensor, targets: list[int], batch_size: int):
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size], torch.as_tensor(targets[start:start + batch_size])
+
+
+class _Replayable:
+    """Re-iterable wrapper so validation batches can be walked every epoch."""
+
+    def __init__(self, make) -> None:
+        self.make = make
+
+    def __iter__(self):
+        return iter(self.make())
+
+
+@torch.inference_mode()
+def _accuracy(forward, net: FinetuneNet, batches, loss_fn) -> tuple[float | None, float | None]:
+    net.eval()
+    correct, total, n = 0, 0.0, 0
+    for x, y in batches:
+        logits = forward(x.contiguous(memory_format=torch.channels_last))
         correct += int((logits.argmax(1) == y).sum())
         total += float(loss_fn(logits, y)) * len(y)
-    return correct / len(images), total / len(images)
+        n += len(y)
+    if n == 0:
+        return None, None
+    return correct / n, total / n
+
+
+# -- cached trunk (augment=False) -------------------------------------------------------------
+
+def _trunk_split(body: Backbone, config: FinetuneConfig, strategy: str) -> int | None:
+    """Index of the first trainable block when the trunk can be cached, else None."""
+    model = body.model
+    if strategy != "finetune" or config.augment or not all(
+            hasattr(model, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):
+        return None
+    n = len(model.blocks)
+    if not 0 < config.unfreeze_blocks < n:
+        return None
+    return n - config.unfreeze_blocks
+
+
+@torch.inference_mode()
+def _run_trunk(body: Backbone, split_at: int, images: list, eval_tf,
+               batch_size: int) -> torch.Tensor:
+    model = body.model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.stack([eval_tf(img) for img in images[start:start + batch_size]])
+        x = model.bn1(model.conv_stem(x.contiguous(memory_format=torch.channels_last)))
+        for block in model.blocks[:split_at]:
+            x = block(x)
+        out.append(x.contiguous())
+    if not out:
+        return torch.zeros(0)
+    return torch.cat(out).clone()  # a normal tensor (not an inference tensor) for autograd
+
+
+@torch.inference_mode()
+def _top_features(body: Backbone, split_at: int, trunk: torch.Tensor,
+                  batch_size: int) -> np.ndarray:
+    body.eval()
+    out = [_run_top(body, split_at, trunk[i:i + batch_size]).numpy()
+           for i in range(0, len(trunk), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, body.num_features), np.float32)
+
+
+def _run_top(body: Backbone, split_at: int, x: torch.Tensor) -> torch.Tensor:
+    model = body.model
+    for block in model.blocks[split_at:]:
+        x = block(x)
+    return model.forward_head(model.bn2(model.conv_head(x)), pre_logits=True)

@@ -8,8 +8,11 @@ is penalised, so what survives are features robust enough to be seen by people t
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,7 +75,8 @@ class FourierImage(torch.nn.Module):
         fy = torch.fft.fftfreq(size)[:, None]
         fx = torch.fft.rfftfreq(size)[None, :]
         freq = torch.sqrt(fx * fx + fy * fy).clamp_min(1.0 / size)
-        self.register_buffer("scale", (1.0 / freq ** decay) * math.sqrt(size * size))
+        # with the orthonormal inverse FFT this gives pixel std ~ std * sum(1/f) / size
+        self.register_buffer("scale", 1.0 / freq ** decay)
         shape = (batch, 3, size, size // 2 + 1, 2)
         self.spectrum = torch.nn.Parameter(torch.randn(shape, generator=generator) * std)
 
@@ -120,6 +124,16 @@ class Visualization:
         lines += [f"  {p:6.1%}  {name}" for name, p in self.top5]
         return "\n".join(lines)
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """The image as PNG at ``path`` and the summary beside it (same name, ``.txt``)."""
+        from transferkit.utils import atomic_path, atomic_write_text
+
+        path = Path(path)
+        with atomic_path(path, suffix=".png") as tmp:
+            self.image.save(tmp, format="PNG")
+        atomic_write_text(path.with_suffix(".txt"), self.summary() + "\n")
+        return path
+
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target.describe(), "steps": len(self.objective),
                 "objective_start": self.objective[0], "objective_end": self.objective[-1],
@@ -144,7 +158,7 @@ def _objective(model: PixelModel, target: Target, views: torch.Tensor,
 
 
 def visualize(backbone: Backbone, target: Target | str, steps: int = 64, size: int = 128,
-              input_size: int | None = None, views: int = 1, lr: float = 0.05,
+              input_size: int | None = None, views: int = 1, lr: float = 0.4,
               tv_weight: float = 0.05, seed: int = 0, output_size: int | None = None,
               show_progress: bool = True) -> Visualization:
     """Optimise an image to maximise ``target``; return it at ``output_size`` px (default the
@@ -164,10 +178,9 @@ def visualize(backbone: Backbone, target: Target | str, steps: int = 64, size: i
     zoom = (0.9 / crop, 1.1 / crop)  # around the zoom the standard centre crop applies
     opt = torch.optim.Adam(param.parameters(), lr=lr)
     history: list[float] = []
-    layer = target.layer if target.kind != "class" else None
-    hook = model.capture(layer) if layer else None
-    store = hook.__enter__() if hook else None
-    try:
+    with contextlib.ExitStack() as stack:
+        store = None if target.kind == "class" else stack.enter_context(
+            model.capture(target.layer))
         steps_iter = range(steps)
         if show_progress:
             steps_iter = progress(steps_iter, desc=f"visualise {target.describe()}", unit="step")
@@ -176,13 +189,10 @@ def visualize(backbone: Backbone, target: Target | str, steps: int = 64, size: i
             batch = random_view(img.expand(views, -1, -1, -1), net_size, gen, scale=zoom)
             value = _objective(model, target, batch, store)
             loss = -value + tv_weight * total_variation(img) * size
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            # gradients for the image only: the backbone's weights stay untouched
+            (param.spectrum.grad,) = torch.autograd.grad(loss, [param.spectrum])
             opt.step()
             history.append(float(value.detach()))
-    finally:
-        if hook:
-            hook.__exit__(None, None, None)
     with torch.no_grad():
         out = param()
         final = output_size or backbone.preprocessing.resize_size
