@@ -53,7 +53,8 @@ def build(
     if text is not None:
         from transferkit.cli.text import run_index_build_text
 
-        return run_index_build_text(text, output, encoder, metric, method, text_column)
+        return run_index_build_text(text, output, encoder, metric, method, text_column,
+                                    M=m, ef_construction=ef_construction, ef_search=ef_search)
     if not sources:
         raise ValueError("index build: give image folders/files, or --text FILE for texts")
     from transferkit.backbones import create

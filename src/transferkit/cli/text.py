@@ -52,12 +52,12 @@ def run_embed_text(source: Path, output: Path, encoder: str = "minilm",
 
 def run_index_build_text(source: Path, output: Path, encoder: str = "minilm",
                          metric: str = "cosine", method: str = "hnsw",
-                         text_column: str = "text") -> None:
-    """`index build --text FILE -o INDEX`."""
+                         text_column: str = "text", **index_params) -> None:
+    """`index build --text FILE -o INDEX` (``index_params``: HNSW M, ef_construction...)."""
     from transferkit.text import build_text_index
 
     index = build_text_index(source, encoder, metric=metric, method=method,
-                             text_column=text_column, output=output)
+                             text_column=text_column, output=output, **index_params)
     console.print(f"indexed {len(index)} texts with {index.spec['name']} "
                   f"(dim {index.spec['num_features']}, {method}, {metric}) -> {output}",
                   highlight=False)

@@ -3,8 +3,9 @@
 The budget is in the pixels people see and save (8/255 = at most 8 grey levels per channel);
 normalisation happens inside :class:`PixelModel`. The adversarial image is rounded to 8 bits
 and re-scored, so what is reported is what a saved PNG does, not a float tensor that no file
-can hold. The attacked image is the photo resized (not cropped) to the backbone's resize size,
-so ``transferkit classify adversarial.png`` sees exactly the pixels that were attacked.
+can hold. The attacked image is the photo resized (not cropped) to the backbone's resize size
+and only its centre crop is perturbed, so ``transferkit classify adversarial.png`` sees
+exactly the pixels that were attacked.
 """
 
 from __future__ import annotations
@@ -44,18 +45,10 @@ def parse_eps(value: str | float) -> float:
     return value
 
 
-class _Cropped(torch.nn.Module):
-    """Centre crop to the network's input size, then the pixel model: the crop the standard
-    preprocessing applies after its (here already done) resize."""
-
-    def __init__(self, model: PixelModel, size: int) -> None:
-        super().__init__()
-        self.model, self.size = model, size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        top, left = int(round((h - self.size) / 2.0)), int(round((w - self.size) / 2.0))
-        return self.model(x[..., top:top + self.size, left:left + self.size])
+def _crop_box(height: int, width: int, size: int) -> tuple[slice, slice]:
+    """The centre crop the standard preprocessing applies after its resize."""
+    top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+    return slice(top, top + size), slice(left, left + size)
 
 
 def _loss(logits: torch.Tensor, label: int, targeted: bool) -> torch.Tensor:
@@ -186,8 +179,10 @@ def attack(backbone: Backbone, image: Image.Image | str | os.PathLike,
     size = (short, max(short, round(h * short / w))) if w <= h else \
         (max(short, round(w * short / h)), short)
     original = image.convert("RGB").resize(size, prep.pil_interpolation)
-    model = _Cropped(PixelModel(backbone), prep.input_size)
-    x = _pil_to_tensor(original)
+    model = PixelModel(backbone)
+    full = _pil_to_tensor(original)
+    rows, cols = _crop_box(full.shape[-2], full.shape[-1], prep.input_size)
+    x = full[..., rows, cols].clone()  # only what the network sees is perturbed
     labels = imagenet_labels()
     orig_idx, orig_p, _ = _top1(model, x)
     target_idx = None if target is None else (
@@ -199,8 +194,10 @@ def attack(backbone: Backbone, image: Image.Image | str | os.PathLike,
     else:
         x_adv = pgd(model, x, label, eps, steps, step_size, targeted, seed=seed,
                     show_progress=show_progress)
-    adversarial = to_pil(x_adv)  # 8 bits: still inside the budget since x is on the grid
-    x_q = _pil_to_tensor(adversarial)
+    adv_full = full.clone()
+    adv_full[..., rows, cols] = x_adv
+    adversarial = to_pil(adv_full)  # 8 bits: still inside the budget since x is on the grid
+    x_q = _pil_to_tensor(adversarial)[..., rows, cols]
     adv_idx, adv_p, probs = _top1(model, x_q)
     used = float((x_q - x).abs().max())
     success = adv_idx == target_idx if targeted else adv_idx != orig_idx

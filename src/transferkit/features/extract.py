@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ from transferkit.features.embeddings import Embeddings
 from transferkit.features.pipeline import iter_pixel_batches, normalize_pixels
 from transferkit.utils import progress
 
+T = TypeVar("T")
 ENGINES = ("auto", "torch", "onnx", "ray")
 # Below this many images an ONNX export that is not cached yet (a few seconds) costs more than
 # it saves; "auto" then stays with PyTorch.
@@ -57,15 +61,24 @@ def choose_engine(engine: str, backbone: Backbone, n_images: int) -> str:
     return "onnx" if n_images >= AUTO_ONNX_MIN_IMAGES or is_cached(backbone) else "torch"
 
 
-def embedder(model: Backbone, engine: str, threads: int | None = None
-             ) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
-    """(uint8/float batch -> vectors function, wants channels_last) for a resolved engine."""
+def embedder(model: Backbone, engine: str, threads: int | None = None, n_batches: int = 1
+             ) -> tuple[Callable[[torch.Tensor], np.ndarray], bool, int]:
+    """(batch -> vectors function, wants channels_last, batches to run at once).
+
+    ONNX Runtime on a long job runs one single-threaded session call per core on different
+    batches instead of splitting every operator across cores: no per-operator barrier, so a
+    core borrowed by a decode thread (or another process) does not stall the others.
+    """
+    from transferkit.inference import inference_threads
+
+    cores = inference_threads(threads)
     if engine == "onnx":
         from transferkit.inference import onnx_backbone
 
+        parallel = cores if cores > 1 and n_batches >= 2 * cores else 1
         try:
-            session = onnx_backbone(model, threads=threads)
-            return (lambda batch: session.embed(batch).numpy()), False
+            session = onnx_backbone(model, threads=1 if parallel > 1 else cores)
+            return (lambda batch: session.embed(batch).numpy()), False, parallel
         except Exception as exc:  # noqa: BLE001 - exotic models may not export; say so
             warnings.warn(f"{model.name}: ONNX export failed ({exc}); using PyTorch",
                           stacklevel=3)
@@ -79,7 +92,26 @@ def embedder(model: Backbone, engine: str, threads: int | None = None
         with torch.inference_mode():
             return model.embed(batch.contiguous(memory_format=torch.channels_last)).float().numpy()
 
-    return run, True
+    return run, True, 1
+
+
+def run_in_order(run: Callable[[T], np.ndarray], items: Iterable[tuple[Any, T]],
+                 parallel: int = 1) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(key, run(x))`` for each ``(key, x)``, in input order, ``parallel`` calls at a time."""
+    if parallel <= 1:
+        for key, x in items:
+            yield key, run(x)
+        return
+    with ThreadPoolExecutor(parallel, thread_name_prefix="transferkit-model") as pool:
+        pending: deque = deque()
+        for key, x in items:
+            pending.append((key, pool.submit(run, x)))
+            while len(pending) > parallel:
+                done_key, future = pending.popleft()
+                yield done_key, future.result()
+        while pending:
+            done_key, future = pending.popleft()
+            yield done_key, future.result()
 
 
 def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "efficientnet_lite0",
@@ -104,7 +136,8 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
                                show_progress=show_progress)
     was_training = model.model.training
     model.eval()
-    run, channels_last = embedder(model, engine, threads)
+    n_batches = -(-len(paths) // batch_size)
+    run, channels_last, parallel = embedder(model, engine, threads, n_batches)
     prep = model.preprocessing
     workers = default_workers() if num_workers is None else num_workers
     kept_idx: list[int] = []
@@ -112,15 +145,19 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
     failures: list[tuple[str, str]] = []
     batches = iter_pixel_batches(paths, prep, batch_size, workers)
     if show_progress:
-        batches = progress(batches, desc=f"embed ({model.name}, {engine})",
-                           total=-(-len(paths) // batch_size), unit="batch")
-    try:
+        batches = progress(batches, desc=f"embed ({model.name}, {engine})", total=n_batches,
+                           unit="batch")
+
+    def model_inputs():
         for batch in batches:
             failures.extend((str(paths[i]), reason) for i, reason in batch.failures)
-            if batch.pixels is None:
-                continue
-            chunks.append(run(normalize_pixels(batch.pixels, prep, channels_last)))
-            kept_idx.extend(batch.indices)
+            if batch.pixels is not None:
+                yield batch.indices, normalize_pixels(batch.pixels, prep, channels_last)
+
+    try:
+        for indices, vectors in run_in_order(run, model_inputs(), parallel):
+            chunks.append(vectors)
+            kept_idx.extend(indices)
     finally:
         model.model.train(was_training)
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, model.num_features), np.float32)
@@ -148,7 +185,7 @@ def embed_arrays(images: np.ndarray, backbone: str | Backbone = "efficientnet_li
         raise ValueError("engine 'ray' embeds files; use 'onnx' or 'torch' for arrays")
     was_training = model.model.training
     model.eval()
-    run, channels_last = embedder(model, engine, threads)
+    run, channels_last, _ = embedder(model, engine, threads)
     size = model.preprocessing.input_size
     mean = torch.tensor(model.preprocessing.mean).view(1, 3, 1, 1)
     std = torch.tensor(model.preprocessing.std).view(1, 3, 1, 1)
