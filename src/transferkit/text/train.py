@@ -88,7 +88,8 @@ def load_text_model(directory: str | os.PathLike) -> TextModel:
         raise FileNotFoundError(f"{directory}: not a saved text model (no {MANIFEST})")
     manifest = json.loads((directory / MANIFEST).read_text())
     if manifest.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{directory}: not a text model (format {manifest.get('format')!r})")
+        raise ValueError(f"{directory}: not a text model (format {manifest.get('format')!r}); "
+                         f"an image model takes image files, not --text")
     encoder = load_text_encoder(directory / "encoder")
     head = load_head(directory / "head")
     return TextModel(encoder, head, list(manifest["classes"]), manifest.get("head", "?"),
