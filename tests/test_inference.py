@@ -81,6 +81,18 @@ def test_pipeline_pixels_are_bit_identical_to_the_eval_transform(lite0, photos_d
     assert decode_file(files[0], prep).shape == (224, 224, 3)
 
 
+def test_process_workers_give_the_same_batches(lite0, mixed_folder):
+    files = sorted(mixed_folder.iterdir())
+    prep = lite0.preprocessing
+    inline = list(iter_pixel_batches(files, prep, batch_size=3, workers=0))
+    forked = list(iter_pixel_batches(files, prep, batch_size=3, workers=2, processes=True))
+    assert [b.indices for b in inline] == [b.indices for b in forked]
+    assert [b.failures for b in inline] == [b.failures for b in forked]
+    assert sum(len(b.failures) for b in forked) == 3
+    for a, b in zip(inline, forked):
+        assert (a.pixels is None and b.pixels is None) or np.array_equal(a.pixels, b.pixels)
+
+
 def test_engines_agree_and_skip_bad_files(lite0, mixed_folder):
     by_torch = embed_folder(mixed_folder, lite0, engine="torch", batch_size=3, num_workers=0)
     by_onnx = embed_folder(mixed_folder, lite0, engine="onnx", batch_size=3, num_workers=2)
