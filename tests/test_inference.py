@@ -104,6 +104,10 @@ def test_engines_agree_and_skip_bad_files(lite0, mixed_folder):
         ("broken.jpg", "truncated or corrupt image data"), ("empty.png", "empty file (0 bytes)"),
         ("notes.png", "not an image (unrecognised format)")]
     assert _rel_err(by_onnx.vectors, by_torch.vectors) < 1e-4
+    # a long job (>= 2 batches per core) splits each batch over single-threaded session calls
+    split = embed_folder(mixed_folder, lite0, engine="onnx", batch_size=2, threads=2)
+    assert split.paths == by_onnx.paths and split.failures == by_onnx.failures
+    assert _rel_err(split.vectors, by_onnx.vectors) < 1e-5
     # "auto" takes ONNX Runtime once this backbone's export is cached, torch for a small
     # first job, and refuses unknown engines.
     from transferkit.backbones import create

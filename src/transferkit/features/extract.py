@@ -65,9 +65,9 @@ def embedder(model: Backbone, engine: str, threads: int | None = None, n_batches
              ) -> tuple[Callable[[torch.Tensor], np.ndarray], bool, int]:
     """(batch -> vectors function, wants channels_last, batches to run at once).
 
-    ONNX Runtime on a long job runs one single-threaded session call per core on different
-    batches instead of splitting every operator across cores: no per-operator barrier, so a
-    core borrowed by a decode thread (or another process) does not stall the others.
+    ONNX Runtime on a long job runs one single-threaded session call per core, each on a part
+    of the batch, instead of splitting every operator across cores: no per-operator barrier,
+    so a core borrowed by a decode thread (or another process) does not stall the others.
     """
     from transferkit.inference import inference_threads
 
@@ -97,7 +97,12 @@ def embedder(model: Backbone, engine: str, threads: int | None = None, n_batches
 
 def run_in_order(run: Callable[[T], np.ndarray], items: Iterable[tuple[Any, T]],
                  parallel: int = 1) -> Iterator[tuple[Any, np.ndarray]]:
-    """``(key, run(x))`` for each ``(key, x)``, in input order, ``parallel`` calls at a time."""
+    """``(key, run(x))`` for each ``(key, x)`` in input order.
+
+    With ``parallel`` > 1 each batch is split into that many parts run at once, and the next
+    batch is queued before the previous one is collected: every core stays busy, including
+    on the last batch of a job.
+    """
     if parallel <= 1:
         for key, x in items:
             yield key, run(x)
@@ -105,13 +110,14 @@ def run_in_order(run: Callable[[T], np.ndarray], items: Iterable[tuple[Any, T]],
     with ThreadPoolExecutor(parallel, thread_name_prefix="transferkit-model") as pool:
         pending: deque = deque()
         for key, x in items:
-            pending.append((key, pool.submit(run, x)))
-            while len(pending) > parallel:
-                done_key, future = pending.popleft()
-                yield done_key, future.result()
+            parts = [p for p in torch.tensor_split(x, parallel) if len(p)]
+            pending.append((key, [pool.submit(run, p) for p in parts]))
+            while len(pending) > 1:
+                done_key, futures = pending.popleft()
+                yield done_key, np.concatenate([f.result() for f in futures])
         while pending:
-            done_key, future = pending.popleft()
-            yield done_key, future.result()
+            done_key, futures = pending.popleft()
+            yield done_key, np.concatenate([f.result() for f in futures])
 
 
 def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "efficientnet_lite0",

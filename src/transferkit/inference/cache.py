@@ -22,6 +22,7 @@ from transferkit.inference.threads import inference_threads
 from transferkit.utils import cache_dir
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -47,11 +48,23 @@ def backbone_fingerprint(backbone) -> str:
     return digest.hexdigest()[:20]
 
 
+def _remembered_fingerprint(backbone) -> str:
+    # Hashing Lite0's weights takes ~30 ms: remember it while the weights are unchanged, so
+    # per-query calls (search, service) do not pay it every time.
+    config, state = _keys(backbone, 1)
+    entry = _FINGERPRINTS.get(backbone.model, {}).get(config)
+    if entry is not None and entry[0] == state:
+        return entry[1]
+    fingerprint = backbone_fingerprint(backbone)
+    _FINGERPRINTS.setdefault(backbone.model, {})[config] = (state, fingerprint)
+    return fingerprint
+
+
 def cached_onnx_path(backbone) -> Path:
     """Where this backbone's export lives (it may not exist yet)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(backbone.name))[:60]
     size = backbone.preprocessing.input_size
-    return cache_dir("onnx") / f"{safe}-{size}px-{backbone_fingerprint(backbone)}.onnx"
+    return cache_dir("onnx") / f"{safe}-{size}px-{_remembered_fingerprint(backbone)}.onnx"
 
 
 def is_cached(backbone) -> bool:
