@@ -16,7 +16,7 @@ CPU-second of the process, which other jobs on the machine barely change):
   ``model(batch)`` at batch 32, one loop, default torch threads;
 * ours (torch / onnx engine): ``transferkit.features.embed_paths`` (reduced-size JPEG decode in
   a thread pool overlapping the model; channels_last for torch; ONNX Runtime, one
-  single-threaded session call per core on different batches);
+  single-threaded session call per core, each on part of a batch);
 * model-only: the same networks on pre-made normalised batches of 32 (no files);
 * FLOP bound: measured float32 matmul GFLOP/s of this machine / model GFLOPs per image.
 """

@@ -30,19 +30,23 @@ def cached_features(data: LabelledImages, backbone: Backbone, batch_size: int = 
                     ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """-> (features of the readable images, their row indices into ``data``, failures)."""
     path = feature_cache_path(data, backbone)
+    # Rows are matched by absolute path: the cache key is built from absolute paths, so a
+    # cached table must hold them too (callers may pass relative paths from any cwd).
+    absolute = [os.path.abspath(p) for p in data.paths]
+    index = {p: i for i, p in enumerate(absolute)}
     emb = None
     if cache and path.exists():
         try:
             emb = Embeddings.load(path)
         except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
             emb = None
+        if emb is not None and not all(p in index for p in emb.paths):
+            emb = None  # written by an older version with relative paths
     if emb is None:
-        emb = embed_paths(data.paths, backbone, batch_size=batch_size, num_workers=num_workers)
+        emb = embed_paths(absolute, backbone, batch_size=batch_size, num_workers=num_workers)
         if cache:
             emb.save(path)
-    # the cache key uses absolute paths, so match on them (callers may pass relative ones)
-    index = {os.path.abspath(p): i for i, p in enumerate(data.paths)}
-    rows = np.asarray([index[os.path.abspath(p)] for p in emb.paths], dtype=np.int64)
+    rows = np.asarray([index[p] for p in emb.paths], dtype=np.int64)
     return emb.vectors, rows, list(emb.failures)
 
 
