@@ -172,8 +172,8 @@ _SAVE_LOOP = textwrap.dedent("""
 """)
 
 
-def test_process_killed_while_writing_leaves_a_loadable_index(tmp_path):
-    path = tmp_path / "live.tkindex"
+def _kill_during_a_save(path):
+    """Run the save loop, SIGKILL it as soon as a temp file appears; -> (lines, leftovers)."""
     proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(path)],
                             stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "TRANSFERKIT_QUIET": "1"})
@@ -183,7 +183,7 @@ def test_process_killed_while_writing_leaves_a_loadable_index(tmp_path):
         deadline = time.monotonic() + 60
         caught = []
         while not caught and time.monotonic() < deadline:  # wait for a save mid-write
-            caught = [p for p in tmp_path.iterdir() if p.name.startswith(".live.tkindex")]
+            caught = [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}")]
             time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -191,7 +191,16 @@ def test_process_killed_while_writing_leaves_a_loadable_index(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert caught, "never saw a save in progress"
-    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".live.tkindex")]
+    return lines, [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}")]
+
+
+def test_process_killed_while_writing_leaves_a_loadable_index(tmp_path):
+    path = tmp_path / "live.tkindex"
+    # The kill can land just after a save's rename; retry until it lands mid-write.
+    for _ in range(5):
+        lines, leftovers = _kill_during_a_save(path)
+        if leftovers:
+            break
     assert leftovers  # killed while the temp file was being written ...
     loaded = VectorIndex.load(path)  # ... yet the index is whole
     started = [int(s.split()[1]) for s in lines]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -46,6 +47,23 @@ def report_failures(failures, limit: int = 20) -> None:
         err_console.print(f"  {path}: {reason}", highlight=False, markup=False)
     if len(failures) > limit:
         err_console.print(f"  … and {len(failures) - limit} more")
+
+
+def print_topk_results(results: list[dict], failures, as_json: bool) -> None:
+    """Shared output of classify / predict: ``results`` rows are {path, top_k: [{label,
+    probability}]}, ``failures`` (path, reason) pairs. Exits 1 when nothing could be read."""
+    if as_json:
+        print(json.dumps({"results": results, "failures": [{"path": p, "reason": r}
+                                                           for p, r in failures]}, indent=2))
+    else:
+        for res in results:
+            console.print(f"[bold]{res['path']}[/bold]", highlight=False)
+            for rank, item in enumerate(res["top_k"], 1):
+                console.print(f"  {rank}. {item['probability']:6.1%}  {item['label']}",
+                              highlight=False)
+    report_failures(failures)
+    if not results:
+        raise typer.Exit(1)
 
 
 def stdout_is_tty() -> bool:

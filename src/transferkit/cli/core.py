@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, friendly_errors, report_failures
+from transferkit.cli._common import (
+    console,
+    friendly_errors,
+    print_topk_results,
+    report_failures,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -49,19 +53,7 @@ def classify(
         for (path, _), pairs in zip(chunk, topk):
             results.append({"path": str(path), "top_k": [
                 {"label": labels[i], "index": i, "probability": round(p, 4)} for i, p in pairs]})
-    if as_json:
-        print(json.dumps({"results": results,
-                          "failures": [{"path": e.path, "reason": e.reason} for e in failures]},
-                         indent=2))
-    else:
-        for res in results:
-            console.print(f"[bold]{res['path']}[/bold]", highlight=False)
-            for rank, item in enumerate(res["top_k"], 1):
-                console.print(f"  {rank}. {item['probability']:6.1%}  {item['label']}",
-                              highlight=False)
-    report_failures([(e.path, e.reason) for e in failures])
-    if not results:
-        raise typer.Exit(1)
+    print_topk_results(results, [(e.path, e.reason) for e in failures], as_json)
 
 
 @friendly_errors

@@ -41,7 +41,7 @@ def build(
     ef_construction: int = typer.Option(100, help="HNSW build-time beam width."),
     ef_search: int = typer.Option(64, help="HNSW query-time beam width (recall vs speed)."),
     batch_size: int = typer.Option(32, min=1),
-    workers: int | None = typer.Option(None, help="Decode processes (default: cores - 1)."),
+    workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
     chunk_size: int = typer.Option(1024, min=1, help="Images decoded per chunk (memory bound)."),
     # -- text (issue 8): `index build --text FILE.csv|.txt -o INDEX` ---------------------------
     text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
@@ -79,7 +79,7 @@ def add(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index file to update."),
     files: list[Path] = typer.Argument(..., help="Images or folders to add."),
     batch_size: int = typer.Option(32, min=1),
-    workers: int | None = typer.Option(None, help="Decode processes (default: cores - 1)."),
+    workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
 ) -> None:
     """Embed and add images without rebuilding; already-indexed files are skipped."""
     from transferkit.data import list_images

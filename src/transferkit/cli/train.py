@@ -7,7 +7,13 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, err_console, friendly_errors, report_failures
+from transferkit.cli._common import (
+    console,
+    err_console,
+    friendly_errors,
+    print_topk_results,
+    report_failures,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -127,18 +133,7 @@ def predict(
     model = load_model(model_dir)
     files = [f for item in images for f in list_images(item)]
     results, failures = model.predict_paths(files, top_k=top_k)
-    if as_json:
-        print(json.dumps({"results": results, "failures": [{"path": p, "reason": r}
-                                                           for p, r in failures]}, indent=2))
-    else:
-        for res in results:
-            console.print(f"[bold]{res['path']}[/bold]", highlight=False)
-            for rank, item in enumerate(res["top_k"], 1):
-                console.print(f"  {rank}. {item['probability']:6.1%}  {item['label']}",
-                              highlight=False)
-    report_failures(failures)
-    if not results:
-        raise typer.Exit(1)
+    print_topk_results(results, failures, as_json)
 
 
 @friendly_errors

@@ -4,6 +4,7 @@
 adds the image model so queries are embedded exactly like the indexed files.
 """
 
+from transferkit.features.compat import IncompatibleModelError, describe_spec, ensure_compatible
 from transferkit.search.dedupe import (
     DEFAULT_THRESHOLD,
     DuplicateGroup,
@@ -11,7 +12,6 @@ from transferkit.search.dedupe import (
     duplicate_groups,
     find_duplicates,
 )
-from transferkit.search.errors import IncompatibleModelError, describe_spec, ensure_compatible
 from transferkit.search.image_index import (
     ImageIndex,
     SearchHit,

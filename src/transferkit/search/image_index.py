@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.search.errors import IncompatibleModelError, describe_spec, ensure_compatible
+from transferkit.features.compat import IncompatibleModelError, describe_spec, ensure_compatible
 from transferkit.search.vector_index import VectorIndex
 
 ProgressCallback = Callable[[int, int], None]

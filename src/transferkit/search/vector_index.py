@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.search.errors import IncompatibleModelError
+from transferkit.features.compat import IncompatibleModelError
 
 FORMAT = "transferkit-index/1"
 METRICS = ("cosine", "l2")
@@ -261,7 +261,7 @@ class VectorIndex:
     # -- identity -----------------------------------------------------------------------
     def check_spec(self, spec: dict[str, Any] | None, where: str = "index") -> None:
         """Raise :class:`IncompatibleModelError` unless ``spec`` embeds like this index."""
-        from transferkit.search.errors import ensure_compatible
+        from transferkit.features.compat import ensure_compatible
 
         ensure_compatible(self.spec, spec, where)
 

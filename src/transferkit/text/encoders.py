@@ -16,12 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from transferkit.features.compat import IncompatibleModelError
+
 ENCODER_FILE = "text_encoder.json"
 ENCODER_FORMAT = "transferkit-text-encoder/1"
-
-
-class IncompatibleModelError(ValueError):
-    """A saved text artefact was made by an encoder that differs from the one available."""
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

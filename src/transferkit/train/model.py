@@ -25,14 +25,11 @@ import numpy as np
 import torch
 
 from transferkit.backbones import Backbone, Preprocessing, create
+from transferkit.features.compat import IncompatibleModelError
 from transferkit.heads import ArrayHead, load_head, save_head
 from transferkit.utils import atomic_path
 
 FORMAT = "transferkit-model/1"
-
-
-class IncompatibleModelError(ValueError):
-    pass
 
 
 class TransferModel:

@@ -13,6 +13,7 @@ T = TypeVar("T")
 
 def progress(items: Iterable[T], desc: str = "", total: int | None = None,
              unit: str = "it") -> Iterator[T]:
-    disable = os.environ.get("TRANSFERKIT_QUIET") == "1"
+    # None lets tqdm hide the bar when stderr is not a terminal (logs, CI, pipes).
+    disable = True if os.environ.get("TRANSFERKIT_QUIET") == "1" else None
     return iter(tqdm(items, desc=desc, total=total, unit=unit, disable=disable,
                      dynamic_ncols=True, leave=False))

@@ -1,4 +1,8 @@
-"""Refusing queries embedded differently from the index: neighbours would be silently wrong."""
+"""Refusing inputs embedded differently from the artefact they meet.
+
+An index, a trained head or a text model only makes sense for vectors from the model (and
+preprocessing) that built it; neighbours or predictions would otherwise be silently wrong.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,16 @@ IDENTITY_KEYS = ("kind", "name", "arch", "weights_id", "num_features", "preproce
 
 
 class IncompatibleModelError(ValueError):
-    """The query was (or would be) embedded by another model or preprocessing than the index."""
+    """An input was (or would be) embedded by another model or preprocessing."""
 
-    def __init__(self, index_spec: dict[str, Any] | None, query_spec: dict[str, Any] | None,
-                 where: str = "index") -> None:
-        self.index_spec = index_spec or {}
-        self.query_spec = query_spec or {}
-        diff = [k for k in IDENTITY_KEYS
-                if self.index_spec.get(k) != self.query_spec.get(k)]
-        super().__init__(
-            f"{where}: built with {describe_spec(self.index_spec)} but the query is embedded "
-            f"with {describe_spec(self.query_spec)} (differs in: {', '.join(diff) or 'spec'}); "
+    @classmethod
+    def between(cls, index_spec: dict[str, Any] | None, query_spec: dict[str, Any] | None,
+                where: str = "index") -> IncompatibleModelError:
+        index_spec, query_spec = index_spec or {}, query_spec or {}
+        diff = [k for k in IDENTITY_KEYS if index_spec.get(k) != query_spec.get(k)]
+        return cls(
+            f"{where}: built with {describe_spec(index_spec)} but the query is embedded "
+            f"with {describe_spec(query_spec)} (differs in: {', '.join(diff) or 'spec'}); "
             f"query with the index's own model, or rebuild the index with the new one")
 
 
@@ -54,4 +57,4 @@ def ensure_compatible(index_spec: dict[str, Any] | None, query_spec: dict[str, A
         if "kind" not in ident and "preprocessing" in ident:
             ident["kind"] = "image"  # a bare backbone spec() is an image model
     if mine != theirs:
-        raise IncompatibleModelError(index_spec, query_spec, where)
+        raise IncompatibleModelError.between(index_spec, query_spec, where)
