@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from transferkit.utils.manifest import read_manifest
+
 FORMAT = "transferkit-autoencoder/1"
 
 
@@ -186,11 +188,7 @@ def load_autoencoder(directory: str | os.PathLike, expected: type | None = None
 
     directory = Path(directory)
     manifest = directory / "autoencoder.json"
-    if not manifest.exists():
-        raise FileNotFoundError(f"{directory}: not a saved autoencoder (no autoencoder.json)")
-    meta = json.loads(manifest.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{manifest}: unsupported format {meta.get('format')!r}")
+    meta = read_manifest(directory, "autoencoder.json", "autoencoder", FORMAT)
     classes = {"pca": PCAAutoencoder, "conv": ConvAutoencoder}
     if meta.get("kind") not in classes:
         raise ValueError(f"{manifest}: unknown autoencoder kind {meta.get('kind')!r}")

@@ -9,7 +9,6 @@ Three ways to get a backbone:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from transferkit.backbones.backbone import Backbone, state_dict_id
 from transferkit.backbones.efficientnet_lite import LITE_VARIANTS, load_lite_weights
 from transferkit.backbones.preprocessing import Preprocessing
+from transferkit.utils.manifest import read_manifest
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,7 @@ def _load_weights_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _from_directory(directory: Path, pretrained: bool) -> Backbone:
-    manifest_path = directory / "backbone.json"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{directory}: not a saved backbone (no backbone.json)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(directory, "backbone.json", "backbone")
     model = _timm_model(manifest["arch"], num_classes=manifest.get("num_classes", 1000))
     if pretrained:
         from safetensors.torch import load_file

@@ -17,7 +17,7 @@ import numpy as np
 from transferkit.heads.base import ArrayHead, softmax
 from transferkit.heads.sklearn_heads import GradientBoostingHead, LogRegHead, RandomForestHead
 from transferkit.heads.torch_heads import LinearHead, MLPHead
-from transferkit.utils import atomic_path
+from transferkit.utils import atomic_path, read_manifest
 
 HEADS: dict[str, type[ArrayHead]] = {
     "linear": LinearHead,
@@ -63,13 +63,9 @@ def load_head(directory: str | os.PathLike) -> ArrayHead:
     from safetensors.numpy import load_file
 
     directory = Path(directory)
-    manifest_path = directory / "head.json"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{directory}: not a saved head (no head.json)")
-    meta = json.loads(manifest_path.read_text())
-    if meta.get("format") != FORMAT or meta.get("kind") not in HEADS:
-        raise ValueError(f"{manifest_path}: unsupported head format {meta.get('format')!r} / "
-                         f"kind {meta.get('kind')!r}")
+    meta = read_manifest(directory, "head.json", "head", FORMAT)
+    if meta.get("kind") not in HEADS:
+        raise ValueError(f"{directory / 'head.json'}: unknown head kind {meta.get('kind')!r}")
     head = HEADS[meta["kind"]](**meta.get("params", {}))
     head._set_arrays(load_file(str(directory / "head.safetensors")), meta)
     return head

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from transferkit.text.encoders import (
     SentenceEncoder,
     TfidfEncoder,
 )
+from transferkit.utils.manifest import read_manifest
 
 TextEncoder = TfidfEncoder | SentenceEncoder
 
@@ -73,12 +73,7 @@ def load_text_encoder(directory: str | os.PathLike) -> TextEncoder:
     """Rebuild an encoder from a directory written by ``encoder.save(dir)``."""
     directory = Path(directory)
     manifest_path = directory / ENCODER_FILE
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{directory}: not a saved text encoder (no {ENCODER_FILE})")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    manifest = read_manifest(directory, ENCODER_FILE, "text encoder")
     encoder = manifest.get("encoder")
     if encoder == "sklearn-tfidf":
         return TfidfEncoder._load(directory, manifest)

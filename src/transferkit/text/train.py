@@ -19,6 +19,7 @@ import numpy as np
 
 from transferkit.text.datasets import TextDataset, read_texts
 from transferkit.text.registry import TextEncoder, create_text_encoder, load_text_encoder
+from transferkit.utils.manifest import read_manifest
 
 MODEL_FORMAT = "transferkit-text-model/1"
 MANIFEST = "manifest.json"
@@ -84,9 +85,7 @@ def load_text_model(directory: str | os.PathLike) -> TextModel:
     from transferkit.heads import load_head
 
     directory = Path(directory)
-    if not (directory / MANIFEST).exists():
-        raise FileNotFoundError(f"{directory}: not a saved text model (no {MANIFEST})")
-    manifest = json.loads((directory / MANIFEST).read_text())
+    manifest = read_manifest(directory, MANIFEST, "text model")
     if manifest.get("format") != MODEL_FORMAT:
         raise ValueError(f"{directory}: not a text model (format {manifest.get('format')!r}); "
                          f"an image model takes image files, not --text")

@@ -27,7 +27,7 @@ import torch
 from transferkit.backbones import Backbone, Preprocessing, create
 from transferkit.features.compat import IncompatibleModelError
 from transferkit.heads import ArrayHead, load_head, save_head
-from transferkit.utils import atomic_path
+from transferkit.utils import atomic_path, read_manifest
 
 FORMAT = "transferkit-model/1"
 
@@ -196,12 +196,7 @@ class TransferModel:
 def load_model(directory: str | os.PathLike) -> TransferModel:
     """Rebuild a :class:`TransferModel` from its directory (no pickle anywhere)."""
     directory = Path(directory)
-    manifest_path = directory / "manifest.json"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{directory}: not a transferkit model (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{manifest_path}: unsupported format {manifest.get('format')!r}")
+    manifest = read_manifest(directory, "manifest.json", "transferkit model", FORMAT)
     backbones = []
     for entry in manifest["backbones"]:
         spec = entry["spec"]
@@ -211,7 +206,7 @@ def load_model(directory: str | os.PathLike) -> TransferModel:
             backbone = create(spec["name"])
             if backbone.weights_id != spec["weights_id"]:
                 raise IncompatibleModelError(
-                    f"{manifest_path}: trained on {spec['name']} weights {spec['weights_id']}, "
+                    f"{directory}: trained on {spec['name']} weights {spec['weights_id']}, "
                     f"but the installed weights are {backbone.weights_id}")
         backbone.with_preprocessing(Preprocessing.from_dict(spec["preprocessing"]))
         backbones.append(backbone.eval().to(memory_format=torch.channels_last))
