@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +117,3 @@ def state_dict_id(state: dict[str, torch.Tensor]) -> str:
         flat = tensor.detach().reshape(-1)
         digest.update(flat[: min(64, flat.numel())].float().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def topk_labels(pairs: Sequence[tuple[int, float]], labels: Sequence[str]) -> list[dict[str, Any]]:
-    return [{"index": i, "label": labels[i], "probability": p} for i, p in pairs]

@@ -80,6 +80,14 @@ class Preprocessing:
             T.Normalize(self.mean, self.std),
         ])
 
+    def normalize(self, batch, inplace: bool = False):
+        """(N, 3, H, W) floats in [0, 1] -> normalised, the arithmetic of ``eval_transform``."""
+        import torch
+
+        mean = torch.as_tensor(self.mean, dtype=batch.dtype).view(1, 3, 1, 1)
+        std = torch.as_tensor(self.std, dtype=batch.dtype).view(1, 3, 1, 1)
+        return batch.sub_(mean).div_(std) if inplace else (batch - mean) / std
+
     def normalize_transform(self):
         """For tensors already in [0, 1] at the right size (attacks, visualisation)."""
         from torchvision import transforms as T

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -64,7 +63,3 @@ def print_topk_results(results: list[dict], failures, as_json: bool) -> None:
     report_failures(failures)
     if not results:
         raise typer.Exit(1)
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -44,11 +44,14 @@ def classify(
 
     files = [f for item in images for f in list_images(item)]
     model = create(backbone, checkpoint=checkpoint)
-    loaded, failures = try_load_images(files, draft_size=model.preprocessing.resize_size)
     labels = imagenet_labels()
-    results = []
-    for start in range(0, len(loaded), 32):
-        chunk = loaded[start:start + 32]
+    results, failures = [], []
+    for start in range(0, len(files), 32):  # decode per batch: a big folder never sits in RAM
+        chunk, bad = try_load_images(files[start:start + 32],
+                                     draft_size=model.preprocessing.resize_size)
+        failures.extend(bad)
+        if not chunk:
+            continue
         topk = model.predict_topk(preprocess_images([img for _, img in chunk], model), top_k)
         for (path, _), pairs in zip(chunk, topk):
             results.append({"path": str(path), "top_k": [

@@ -1,6 +1,5 @@
 """Files -> images: robust loading, folder datasets, bundled and Debian-packaged data."""
 
-from transferkit.data.datasets import ImageFileDataset, collate_skipping_failures
 from transferkit.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     load_fashion_mnist,
@@ -17,7 +16,7 @@ from transferkit.data.images import (
 from transferkit.data.samples import SAMPLE_PHOTOS, sample_photo, write_sample_photos
 
 __all__ = [
-    "ImageFileDataset", "collate_skipping_failures", "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_CLASSES",
     "load_fashion_mnist", "write_fashion_mnist_folder", "IMAGE_EXTENSIONS", "ImageLoadError",
     "list_images", "load_image", "to_rgb", "try_load_images", "SAMPLE_PHOTOS", "sample_photo",
     "write_sample_photos",

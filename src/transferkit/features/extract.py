@@ -193,8 +193,6 @@ def embed_arrays(images: np.ndarray, backbone: str | Backbone = "efficientnet_li
     model.eval()
     run, channels_last, _ = embedder(model, engine, threads)
     size = model.preprocessing.input_size
-    mean = torch.tensor(model.preprocessing.mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.preprocessing.std).view(1, 3, 1, 1)
     out = []
     steps = range(0, len(images), batch_size)
     try:
@@ -205,7 +203,7 @@ def embed_arrays(images: np.ndarray, backbone: str | Backbone = "efficientnet_li
                 else batch.permute(0, 3, 1, 2)
             batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear",
                                                     align_corners=False, antialias=True)
-            batch = (batch - mean) / std
+            batch = model.preprocessing.normalize(batch)
             out.append(run(batch.contiguous(memory_format=torch.channels_last)
                            if channels_last else batch.contiguous()))
     finally:
@@ -217,9 +215,3 @@ def preprocess_images(images, backbone: Backbone) -> torch.Tensor:
     """PIL images -> one normalised batch, exactly as the file pipeline does it."""
     transform = backbone.preprocessing.eval_transform()
     return torch.stack([transform(img) for img in images])
-
-
-def relative_paths(embeddings: Embeddings, root: str | os.PathLike) -> list[str]:
-    root = Path(root)
-    return [str(Path(p).relative_to(root)) if Path(p).is_relative_to(root) else p
-            for p in embeddings.paths]

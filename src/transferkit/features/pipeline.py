@@ -145,6 +145,4 @@ def normalize_pixels(pixels: np.ndarray, prep: Preprocessing,
     batch = torch.from_numpy(pixels).permute(0, 3, 1, 2)
     if not channels_last:
         batch = batch.contiguous()
-    mean = torch.as_tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.as_tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return batch.float().div_(255).sub_(mean).div_(std)
+    return prep.normalize(batch.float().div_(255), inplace=True)
