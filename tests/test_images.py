@@ -123,3 +123,16 @@ def test_list_images_filters_and_sorts(tmp_path):
     assert [p.name for p in list_images(tmp_path, recursive=False)] == ["a.jpg", "b.PNG"]
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         list_images(tmp_path / "nope")
+
+
+def test_bytes_in_memory_decode_like_files(photo, tmp_path):
+    from transferkit.data import load_image_bytes
+
+    path = tmp_path / "cat.png"
+    photo.save(path)
+    from_bytes = load_image_bytes(path.read_bytes(), "cat.png")
+    assert np.array_equal(np.asarray(from_bytes), np.asarray(load_image(path)))
+    with pytest.raises(ImageLoadError, match=r"^upload.txt: not an image"):
+        load_image_bytes(b"plain text", "upload.txt")
+    with pytest.raises(ImageLoadError, match=r"^x.jpg: empty file"):
+        load_image_bytes(b"", "x.jpg")

@@ -10,6 +10,7 @@ from transferkit.data.images import (
     ImageLoadError,
     list_images,
     load_image,
+    load_image_bytes,
     to_rgb,
     try_load_images,
 )
@@ -18,6 +19,7 @@ from transferkit.data.samples import SAMPLE_PHOTOS, sample_photo, write_sample_p
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "load_fashion_mnist", "write_fashion_mnist_folder", "IMAGE_EXTENSIONS", "ImageLoadError",
-    "list_images", "load_image", "to_rgb", "try_load_images", "SAMPLE_PHOTOS", "sample_photo",
+    "list_images", "load_image", "load_image_bytes", "to_rgb", "try_load_images",
+    "SAMPLE_PHOTOS", "sample_photo",
     "write_sample_photos",
 ]

@@ -6,6 +6,7 @@ batch jobs can skip and report bad files instead of dying halfway.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterable
@@ -57,11 +58,26 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None,
         raise ImageLoadError(path, f"cannot read file ({exc.strerror or exc})") from exc
     if size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)")
+    return _decode(path, path, draft_size, max_pixels, background)
+
+
+def load_image_bytes(data: bytes, name: str = "upload", draft_size: int | None = None,
+                     max_pixels: int = DEFAULT_MAX_PIXELS,
+                     background=(255, 255, 255)) -> Image.Image:
+    """:func:`load_image` for bytes already in memory (uploads); errors name ``name``."""
+    if not data:
+        raise ImageLoadError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, draft_size, max_pixels, background)
+
+
+def _decode(source, path, draft_size: int | None, max_pixels: int,
+            background) -> Image.Image:
+    """Decode ``source`` (a path or binary stream); every failure names ``path``."""
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check below replaces PIL's warning threshold.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageLoadError(path, f"image too large ({width}x{height} = "

@@ -1,15 +1,14 @@
 """Untrusted uploads -> RGB images, or a 4xx with a reason a person can act on.
 
-Content is judged by decoding it (never by file name or the client's Content-Type), through
-the same :func:`transferkit.data.load_image` the batch pipeline uses, so a file the service
-accepts is a file ``transferkit classify`` would accept too.
+Content is judged by decoding it (never by file name or the client's Content-Type), in memory,
+with the decoder behind :func:`transferkit.data.load_image` (``load_image_bytes``), so a file
+the service accepts is a file ``transferkit classify`` would accept too.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 from fastapi import HTTPException
 from PIL import Image
@@ -33,31 +32,20 @@ class UploadError(Exception):
 def decode_upload(data: bytes, filename: str = "upload", draft_size: int | None = None,
                   max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
     """Decode uploaded bytes as an RGB image; raise :class:`UploadError` (413/415/400) if not."""
-    from transferkit.data import ImageLoadError, load_image
+    from transferkit.data import ImageLoadError, load_image_bytes
 
     name = os.path.basename(filename or "upload")[:120] or "upload"
     if not data:
         raise UploadError(400, f"{name}: empty file (0 bytes)")
-    # load_image works on paths; a private temp file keeps one decoding path for the project.
-    fd, tmp = tempfile.mkstemp(prefix="transferkit-upload-")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        try:
-            return load_image(tmp, draft_size=draft_size, max_pixels=max_pixels)
-        except ImageLoadError as exc:
-            raise UploadError(_status_for(exc.reason), f"{name}: {exc.reason}") from None
-        except (MemoryError, Image.DecompressionBombError):
-            raise UploadError(413, f"{name}: image too large to decode") from None
-        except Exception as exc:  # noqa: BLE001 - any decoder crash is still the file's fault
-            raise UploadError(400, f"{name}: corrupt or unsupported image "
-                                   f"({exc.__class__.__name__})") from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
+        return load_image_bytes(data, name, draft_size=draft_size, max_pixels=max_pixels)
+    except ImageLoadError as exc:
+        raise UploadError(_status_for(exc.reason), f"{name}: {exc.reason}") from None
+    except (MemoryError, Image.DecompressionBombError):
+        raise UploadError(413, f"{name}: image too large to decode") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder crash is still the file's fault
+        raise UploadError(400, f"{name}: corrupt or unsupported image "
+                               f"({exc.__class__.__name__})") from None
 
 def _status_for(reason: str) -> int:
     if reason.startswith("not an image"):
