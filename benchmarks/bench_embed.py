@@ -1,6 +1,6 @@
 """Embedding throughput from JPEG files on disk: ours vs plain eager timm, side by side.
 
-Run:  .venv/bin/python benchmarks/bench_embed.py            (about 3 minutes on 2 idle cores)
+Run:  .venv/bin/python benchmarks/bench_embed.py            (about 4 minutes on 2 idle cores)
       .venv/bin/python benchmarks/bench_embed.py --quick    (fewer images, one round)
 
 Data: a folder of realistic JPEGs made once (cached under ``cache_dir("bench")``): random crops
@@ -162,7 +162,7 @@ def flop_bound(backbone, size: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--data", type=Path, default=None, help="Folder of images to use.")
@@ -240,10 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     wall: dict[str, list[float]] = {k: [] for k in configs}
     cpu: dict[str, list[float]] = {k: [] for k in configs}
-    names = list(configs)
+    # The two rows the 80% target compares run back to back in every round, so a slow drift
+    # in machine speed (a shared VM) hits both alike; the other rows rotate around them.
+    units = [[n] for n in configs if n not in ("e2e ours onnx", "model ours onnx")]
+    units.append(["e2e ours onnx", "model ours onnx"])
     for r in range(args.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]  # rotate to spread noise
-        for name in order:
+        order = units[r % len(units):] + units[:r % len(units)]  # rotate to spread noise
+        for name in (n for unit in order for n in unit):
             w, c = timed(configs[name])
             wall[name].append(w)
             cpu[name].append(c)
@@ -286,8 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu_share = per_cpu["e2e ours onnx"] / per_cpu["model ours onnx"]
     print(f"\ntarget e2e ours >= 4x baseline: {speedup:.2f}x {'PASS' if speedup >= 4 else 'MISS'}"
           f" (per CPU-second: {per_cpu['e2e ours onnx'] / per_cpu['e2e baseline']:.2f}x)")
-    print(f"target e2e ours >= 80% of model-only: {share:.0%} "
-          f"{'PASS' if share >= 0.8 else 'MISS'} (per CPU-second: {cpu_share:.0%})")
+    paired = statistics.median(e / m for e, m in zip(wall["e2e ours onnx"],
+                                                      wall["model ours onnx"]))
+    print(f"target e2e ours >= 80% of model-only: {share:.1%} "
+          f"{'PASS' if share >= 0.8 else 'MISS'} (median of back-to-back pairs: {paired:.1%}; "
+          f"per CPU-second: {cpu_share:.1%})")
     print(f"model-only onnx reaches {best['model ours onnx'] / bound:.0%} of the FLOP bound")
     return 0
 

@@ -204,3 +204,55 @@ def test_cli_export_and_embed_engine(tmp_path, photos_dir, cat_classes):
                           str(tmp_path / "e.parquet"), "--engine", "tensorrt"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "engine must be one of" in bad.stderr
+
+
+def test_resize_crop_has_torchvision_geometry_and_near_identical_pixels(lite0, photos_dir):
+    """Our resize + centre crop (torch's uint8 antialiased kernel; one Pillow call on the crop's
+    source region for other filters) against torchvision's Resize + CenterCrop on PIL."""
+    import skimage.data
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from transferkit.backbones import Preprocessing
+
+    photo = Image.fromarray(skimage.data.astronaut())
+    preps = (Preprocessing(224), Preprocessing(64, crop_pct=1.0), Preprocessing(97, "bilinear"),
+             Preprocessing(80, "lanczos"))
+    for prep in preps:
+        two_step = T.Compose([T.Resize(prep.resize_size, interpolation=T.InterpolationMode(
+            prep.interpolation)), T.CenterCrop(prep.input_size)])
+        for size in [(300, 300), (257, 500), (640, 427), (50, 31), (prep.resize_size, 999)]:
+            image = photo.resize(size)
+            ours = np.asarray(prep.resize_crop()(image), dtype=int)
+            assert np.array_equal(prep.resize_crop().pixels(image), ours)
+            ref = np.asarray(two_step(image), dtype=int)
+            assert ours.shape == ref.shape == (prep.input_size, prep.input_size, 3), size
+            diff = np.abs(ours - ref)
+            if prep.interpolation in ("bicubic", "bilinear"):  # rounding: +-1, rarely
+                assert diff.max() <= 2 and diff.mean() < 0.02, (prep, size)
+            else:  # Pillow's pass order: rare, small, ~10 at a hard edge at most
+                assert diff.mean() < 0.3 and np.percentile(diff, 99.9) <= 4, (prep, size)
+                assert diff.max() <= 12, (prep, size)
+    gray = photo.convert("L").resize((300, 200))
+    assert prep.resize_crop()(gray).size == (80, 80)
+
+    # On real photos the vectors are the same for every practical purpose.
+    prep = lite0.preprocessing
+    two_step = T.Compose([T.Resize(prep.resize_size, interpolation=T.InterpolationMode.BICUBIC),
+                          T.CenterCrop(prep.input_size), T.ToTensor(),
+                          T.Normalize(prep.mean, prep.std)])
+    images = [load_image(p, draft_size=prep.resize_size) for p in sorted(photos_dir.glob("*.jpg"))]
+    with torch.inference_mode():
+        ours = lite0.embed(preprocess_images(images, lite0))
+        ref = lite0.embed(torch.stack([two_step(i) for i in images]))
+    assert torch.nn.functional.cosine_similarity(ours, ref).min() > 0.999
+
+
+def test_onnx_engine_leaves_torch_threads_as_it_found_them(lite0, photos_dir):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        embed_folder(photos_dir, lite0, engine="onnx", batch_size=2, show_progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

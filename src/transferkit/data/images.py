@@ -20,6 +20,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 # ~ a 16k x 11k photo; beyond this a single image would take gigabytes once decoded.
 DEFAULT_MAX_PIXELS = 178_956_970
 
+ORIENTATION_TAG = 0x0112  # EXIF "Orientation"
 # Truncated files must fail loudly, not be silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -105,7 +106,9 @@ def _decode(source, path, draft_size: int | None, max_pixels: int,
 def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
     """Normalise orientation, bit depth, palette, CMYK and alpha to plain RGB."""
     try:
-        image = ImageOps.exif_transpose(image)
+        # Most files are upright; skipping the no-op transpose saves a copy of every image.
+        if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+            image = ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
         pass
     mode = image.mode

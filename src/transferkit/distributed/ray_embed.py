@@ -53,11 +53,11 @@ def _worker_env() -> dict[str, str]:
 def decode_batch(batch: dict[str, np.ndarray], preprocessing: dict[str, Any]
                  ) -> dict[str, np.ndarray]:
     """Ray task: paths -> uint8 pixels; a bad file keeps its row with ``ok=False`` + reason."""
-    from transferkit.features.pipeline import decode_or_reason, resize_crop
+    from transferkit.features.pipeline import decode_or_reason
 
     prep = Preprocessing.from_dict(preprocessing)
-    transform = resize_crop(prep)
-    results = [decode_or_reason(str(p), prep, transform) for p in batch["path"]]
+    resize = prep.resize_crop()
+    results = [decode_or_reason(str(p), prep, resize) for p in batch["path"]]
     size = prep.input_size
     pixels = np.zeros((len(results), size, size, 3), dtype=np.uint8)
     ok = np.zeros(len(results), dtype=bool)

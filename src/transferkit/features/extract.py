@@ -8,6 +8,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,7 +111,8 @@ def run_in_order(run: Callable[[T], np.ndarray], items: Iterable[tuple[Any, T]],
     with ThreadPoolExecutor(parallel, thread_name_prefix="transferkit-model") as pool:
         pending: deque = deque()
         for key, x in items:
-            parts = [p for p in torch.tensor_split(x, parallel) if len(p)]
+            step = -(-len(x) // parallel)
+            parts = [x[start:start + step] for start in range(0, len(x), step)]
             pending.append((key, [pool.submit(run, p) for p in parts]))
             while len(pending) > 1:
                 done_key, futures = pending.popleft()
@@ -158,14 +160,23 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
         for batch in batches:
             failures.extend((str(paths[i]), reason) for i, reason in batch.failures)
             if batch.pixels is not None:
-                yield batch.indices, normalize_pixels(batch.pixels, prep, channels_last)
+                yield batch.indices, batch.pixels
 
-    try:
-        for indices, vectors in run_in_order(run, model_inputs(), parallel):
-            chunks.append(vectors)
-            kept_idx.extend(indices)
-    finally:
-        model.model.train(was_training)
+    def normalize_and_run(pixels: np.ndarray) -> np.ndarray:
+        # In the model's threads: each normalises its own part of the batch.
+        return run(normalize_pixels(pixels, prep, channels_last))
+
+    from transferkit.inference import torch_threads
+
+    # ONNX Runtime does the heavy lifting; torch only normalises, one thread per caller, so
+    # no OpenMP team spins on cores the decoders and the model need.
+    with torch_threads(1) if engine == "onnx" else nullcontext():
+        try:
+            for indices, vectors in run_in_order(normalize_and_run, model_inputs(), parallel):
+                chunks.append(vectors)
+                kept_idx.extend(indices)
+        finally:
+            model.model.train(was_training)
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, model.num_features), np.float32)
     kept_labels = [labels[i] for i in kept_idx] if labels is not None else None
     return Embeddings([str(paths[i]) for i in kept_idx], vectors, model.spec(),

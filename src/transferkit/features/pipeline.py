@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image
 
 from transferkit.backbones import Preprocessing
+from transferkit.backbones.preprocessing import ResizeCenterCrop
 from transferkit.data import ImageLoadError, load_image
 
 
@@ -30,31 +30,22 @@ class PixelBatch:
     failures: list[tuple[int, str]] = field(default_factory=list)
 
 
-def resize_crop(prep: Preprocessing) -> Callable[[Image.Image], Image.Image]:
-    """The PIL half of ``prep.eval_transform()``: shorter side to ``resize_size``, centre crop."""
-    from torchvision import transforms as T
-    from torchvision.transforms import InterpolationMode
-
-    return T.Compose([T.Resize(prep.resize_size, interpolation=InterpolationMode(
-        prep.interpolation)), T.CenterCrop(prep.input_size)])
-
-
 def decode_file(path: str | os.PathLike, prep: Preprocessing,
-                transform: Callable | None = None) -> np.ndarray:
+                resize: ResizeCenterCrop | None = None) -> np.ndarray:
     """One file -> (S, S, 3) uint8 ready for the model; raises :class:`ImageLoadError`."""
     image = load_image(path, draft_size=prep.resize_size)
     try:
-        image = (transform or resize_crop(prep))(image)
-        return np.asarray(image, dtype=np.uint8).reshape(prep.input_size, prep.input_size, 3)
-    except Exception as exc:  # noqa: BLE001 - a transform failure is a bad file too
+        pixels = (resize or prep.resize_crop()).pixels(image)
+        return pixels.reshape(prep.input_size, prep.input_size, 3)
+    except Exception as exc:  # noqa: BLE001 - a resize failure is a bad file too
         raise ImageLoadError(path, f"could not preprocess ({exc.__class__.__name__}: "
                                    f"{exc})") from exc
 
 
 def decode_or_reason(path: str | os.PathLike, prep: Preprocessing,
-                     transform: Callable | None = None) -> np.ndarray | str:
+                     resize: ResizeCenterCrop | None = None) -> np.ndarray | str:
     try:
-        return decode_file(path, prep, transform)
+        return decode_file(path, prep, resize)
     except ImageLoadError as exc:
         return exc.reason
 
@@ -73,8 +64,8 @@ PROCESS_MIN_IMAGES = 64  # below this, starting worker processes costs more than
 def decode_chunk(paths: Sequence[str], preprocessing: dict) -> list[np.ndarray | str]:
     """Worker task: decode a few files (pixels, or the reason each one failed)."""
     prep = Preprocessing.from_dict(preprocessing)
-    transform = resize_crop(prep)
-    return [decode_or_reason(p, prep, transform) for p in paths]
+    resize = prep.resize_crop()
+    return [decode_or_reason(p, prep, resize) for p in paths]
 
 
 def _process_pool(workers: int):
@@ -98,10 +89,10 @@ def iter_pixel_batches(paths: Sequence[str | os.PathLike], prep: Preprocessing,
     """
     paths = [str(p) for p in paths]
     if workers <= 0:
-        transform = resize_crop(prep)
+        resize = prep.resize_crop()
         for start in range(0, len(paths), batch_size):
             idx = list(range(start, min(start + batch_size, len(paths))))
-            yield assemble(idx, [decode_or_reason(paths[i], prep, transform) for i in idx])
+            yield assemble(idx, [decode_or_reason(paths[i], prep, resize) for i in idx])
         return
     if processes is None:
         processes = workers >= 3 and len(paths) >= PROCESS_MIN_IMAGES

@@ -20,6 +20,7 @@ from transferkit.inference.threads import (
     decode_threads,
     inference_threads,
     set_torch_threads,
+    torch_threads,
 )
 from transferkit.inference.transfer import export_transfer_model, head_as_module
 
@@ -28,5 +29,5 @@ __all__ = [
     "decode_threads", "export_backbone", "export_cached", "export_module", "export_transfer_model",
     "head_as_module", "inference_threads",
     "is_cached", "onnx_available", "onnx_backbone", "read_metadata", "session_options",
-    "set_torch_threads",
+    "set_torch_threads", "torch_threads",
 ]

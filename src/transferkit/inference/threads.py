@@ -7,6 +7,8 @@ On a small machine, decode threads and the model share the same cores; oversubsc
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def available_cores() -> int:
@@ -41,3 +43,18 @@ def set_torch_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run a block with ``threads`` torch intra-op threads, then restore the caller's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

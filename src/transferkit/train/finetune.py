@@ -333,8 +333,10 @@ def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strat
         val_batches = _Replayable(lambda: _tensor_batches(trunk_val, parts["val"][1],
                                                           batch_size))
     else:
+        from torchvision.transforms import InterpolationMode
+
         train_tf = _train_transform(size, prep.mean, prep.std, config.augment, config.hflip,
-                                    eval_tf.transforms[0].interpolation)
+                                    InterpolationMode(prep.interpolation))
         train_set = _ImageList(*parts["train"], train_tf)
         forward = net
         val_batches = _Replayable(lambda: _image_batches(parts["val"], eval_tf, batch_size))
