@@ -168,3 +168,31 @@ def test_train_text_missing_label_column(tmp_path, quotes_csv):
     result, out = invoke("train", quotes_csv, "--text", "--text-column", "quote",
                          "-o", tmp_path / "m")
     assert result.exit_code == 2 and "no label column 'label'" in out
+
+
+def test_text_index_add_and_remove_from_the_cli(tmp_path, photos_dir):
+    index = tmp_path / "s.tkindex"
+    first = tmp_path / "first.txt"
+    first.write_text("\n".join(SENTENCES[:2]) + "\n")
+    result, out = invoke("index", "build", "--text", first, "--method", "exact", "-o", index)
+    assert result.exit_code == 0, out
+    more = tmp_path / "more.txt"
+    more.write_text(SENTENCES[1] + "\n" + SENTENCES[2] + "\n")  # one already indexed
+    result, out = invoke("index", "add", index, "--text", more)
+    assert result.exit_code == 0, out
+    assert "added 1 texts" in out and "skipped 1 already-indexed" in out
+    result, out = invoke("search", index, "--text", "a lawsuit in court", "-k", "1", "--json")
+    assert result.exit_code == 0, out
+    assert json.loads(result.stdout)["results"][0]["hits"][0]["text"] == SENTENCES[2]
+
+    result, out = invoke("index", "remove", index, SENTENCES[2], "0")
+    assert result.exit_code == 0, out
+    assert "removed 2; index now holds 1" in out
+    result, out = invoke("search", index, "--text", "a lawsuit in court", "-k", "3", "--json")
+    hits = json.loads(result.stdout)["results"][0]["hits"]
+    assert [h["text"] for h in hits] == [SENTENCES[1]]
+
+    result, out = invoke("index", "remove", index, "no such sentence")
+    assert result.exit_code == 2 and "not in the index" in out and "Traceback" not in out
+    result, out = invoke("index", "add", index, photos_dir)
+    assert result.exit_code == 2 and "--text" in out and "Traceback" not in out

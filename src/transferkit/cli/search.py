@@ -77,14 +77,28 @@ def build(
 @friendly_errors
 def add(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index file to update."),
-    files: list[Path] = typer.Argument(..., help="Images or folders to add."),
+    files: list[Path] | None = typer.Argument(None, help="Images or folders to add."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
+    text: Path | None = typer.Option(None, "--text", help="Text index: add the texts of this "
+                                                          ".txt (one per line) or .csv."),
+    text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
 ) -> None:
-    """Embed and add images without rebuilding; already-indexed files are skipped."""
+    """Embed and add images (or texts, --text) without rebuilding; already-indexed files are
+    skipped."""
+    from transferkit.cli.text import run_index_add_text
     from transferkit.data import list_images
     from transferkit.search import ImageIndex
+    from transferkit.text import is_text_index
 
+    if is_text_index(index_path) or text is not None:
+        if files:
+            raise ValueError(f"{index_path}: give texts with --text FILE for a text index, "
+                             f"images for an image index, not both")
+        return run_index_add_text(index_path, text, text_column)
+    if not files:
+        raise ValueError("index add: give images or folders to add (or --text FILE for a "
+                         "text index)")
     index = ImageIndex.load(index_path)
     paths = [p for f in files for p in list_images(f)]
     ids = index.add_paths(paths, batch_size=batch_size, num_workers=workers)
@@ -102,9 +116,14 @@ def remove(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index file to update."),
     ids: list[str] = typer.Argument(..., help="Ids (from `search`) or indexed file paths."),
 ) -> None:
-    """Remove entries (tombstones; the index compacts itself past its rebuild threshold)."""
+    """Remove entries (tombstones; the index compacts itself past its rebuild threshold).
+    In a text index, give ids or the exact indexed texts."""
+    from transferkit.cli.text import run_index_remove_text
     from transferkit.search import ImageIndex
+    from transferkit.text import is_text_index
 
+    if is_text_index(index_path):
+        return run_index_remove_text(index_path, ids)
     index = ImageIndex.load(index_path)
     numeric = [int(i) for i in ids if i.lstrip("-").isdigit()]
     paths = [i for i in ids if not i.lstrip("-").isdigit()]

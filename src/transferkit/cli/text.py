@@ -64,6 +64,51 @@ def run_index_build_text(source: Path, output: Path, encoder: str = "minilm",
     report_failures(index.failures)
 
 
+def run_index_add_text(index_path: Path, source: Path | None, text_column: str = "text"
+                       ) -> None:
+    """`index add TEXT_INDEX --text FILE`: embed with the index's own encoder and append."""
+    from transferkit.text import TextIndex, read_texts
+
+    index = TextIndex.load(index_path)  # refuses an image index with a clear message
+    if source is None:
+        raise ValueError(f"{index_path}: is a text index; add texts with --text FILE")
+    data = read_texts(source, text_column=text_column, label_column=None)
+    known = set(index.texts)
+    new = [t for t in data.texts if t not in known]
+    ids = index.add_texts(new)
+    index.save()
+    first = f" (ids {int(ids[0])}..{int(ids[-1])})" if len(ids) else ""
+    console.print(f"added {len(ids)} texts{first}; index now holds {len(index)}",
+                  highlight=False, markup=False)
+    if len(new) < len(data.texts):
+        console.print(f"skipped {len(data.texts) - len(new)} already-indexed text(s)",
+                      highlight=False)
+    report_failures(list(data.failures) + index.failures)
+
+
+def run_index_remove_text(index_path: Path, ids_or_texts: list[str]) -> None:
+    """`index remove TEXT_INDEX ID|TEXT ...`: numbers are ids, anything else an exact text."""
+    from transferkit.text import TextIndex
+
+    index = TextIndex.load(index_path)
+    by_text = {index.index.item(int(i)): int(i) for i in index.index.ids}
+    ids, missing = [], []
+    for entry in ids_or_texts:
+        if entry.lstrip("-").isdigit() and int(entry) in index.index:
+            ids.append(int(entry))
+        elif entry in by_text:
+            ids.append(by_text[entry])
+        else:
+            missing.append(entry)
+    if missing:
+        raise KeyError(f"{index_path}: not in the index (ids or exact texts): "
+                       f"{[m[:60] for m in missing[:10]]}")
+    removed = index.remove(ids)
+    index.save()
+    console.print(f"removed {removed}; index now holds {len(index)} "
+                  f"({index.index.num_tombstones} tombstones)", highlight=False, markup=False)
+
+
 def run_search_text(index_path: Path, queries: list[str], k: int = 5,
                     as_json: bool = False, ef_search: int | None = None) -> None:
     """`search INDEX --text "query"`: refuses image indexes with a clear error."""
