@@ -247,3 +247,64 @@ def test_search_k_is_bounded(index_client, cat_jpeg):
 def test_missing_index_file_fails_at_start(tmp_path, lite0):
     with pytest.raises(FileNotFoundError, match="nope.tkindex"):
         create_app(index_path=tmp_path / "nope.tkindex", backbone=lite0)
+
+
+# -- text search -----------------------------------------------------------------------------
+QUOTES = ["The starship Enterprise entered orbit around the planet.",
+          "Fresh bread and butter make a perfect breakfast.",
+          "The court dismissed the lawsuit against the company.",
+          "My laptop crashed and I lost the whole report."]
+
+
+@pytest.fixture(scope="module")
+def text_index_path(tmp_path_factory) -> str:
+    from transferkit.text import build_text_index
+
+    path = tmp_path_factory.mktemp("service-text") / "quotes.tkindex"
+    build_text_index(QUOTES, "minilm", method="exact", output=path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def text_client(lite0, text_index_path):
+    with TestClient(create_app(backbone=lite0, text_index_path=text_index_path)) as c:
+        yield c
+
+
+def test_text_search_finds_the_closest_sentence(text_client):
+    health = text_client.get("/api/health").json()
+    assert health["text_index"]["size"] == 4 and health["text_index"]["backbone"] == "minilm"
+    response = text_client.get("/api/search-text", params={"q": "a judge threw out the case",
+                                                           "k": 2})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["encoder"] == "minilm" and len(body["hits"]) == 2
+    assert body["hits"][0]["text"] == QUOTES[2]
+    assert body["hits"][0]["score"] > body["hits"][1]["score"]
+    # the same vectors as the Python API
+    from transferkit.text import TextIndex
+
+    index = TextIndex.load(text_client.app.state.engine.text_index.path)
+    expected = index.search_texts(["a judge threw out the case"], 2)[0]
+    assert [h["id"] for h in body["hits"]] == [h.id for h in expected]
+    assert body["hits"][0]["distance"] == pytest.approx(expected[0].distance, abs=1e-5)
+
+
+@pytest.mark.parametrize("params, status", [({}, 422), ({"q": ""}, 422), ({"q": "   "}, 400),
+                                            ({"q": "x" * 2001}, 422), ({"q": "x", "k": 0}, 422)])
+def test_bad_text_queries_are_4xx(text_client, params, status):
+    response = text_client.get("/api/search-text", params=params)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+
+
+def test_text_search_needs_a_text_index(client, index_path, lite0):
+    response = client.get("/api/search-text", params={"q": "hello"})
+    assert response.status_code == 404 and "--text-index" in response.json()["detail"]
+    with pytest.raises(ValueError, match="not a text index"):
+        create_app(backbone=lite0, text_index_path=index_path)
+
+
+def test_a_text_index_given_as_image_index_is_refused(lite0, text_index_path):
+    with pytest.raises(ValueError, match="is a text index; serve it with --text-index"):
+        create_app(backbone=lite0, index_path=text_index_path)

@@ -174,3 +174,39 @@ def test_trained_model_predictions_and_report(page, model_server, fashion_mini, 
     assert page.locator("#hits .hit-folder").first.inner_text() == "Trouser"
     page.screenshot(path=str(tmp_path / "service-model-page.png"), full_page=True)
     print("screenshot:", tmp_path / "service-model-page.png")
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory, lite0):
+    from transferkit.text import build_text_index
+
+    path = tmp_path_factory.mktemp("browser-text") / "quotes.tkindex"
+    texts = ["The starship Enterprise entered orbit around the planet.",
+             "Fresh bread and butter make a perfect breakfast.",
+             "The court dismissed the lawsuit against the company.",
+             "<img src=x onerror=alert(1)> is not markup here"]
+    build_text_index(texts, "minilm", method="exact", output=path)
+    with live_server(create_app(backbone=lite0, text_index_path=path)) as url:
+        yield url
+
+
+def test_text_search_on_the_page(page, text_server, tmp_path):
+    page.goto(text_server + "/")
+    expect(page.locator("#status")).to_contain_text("text index: 4 texts (minilm)")
+    assert page.locator("#text-search").is_visible()
+    page.fill("#text-query", "a spaceship circling a world")
+    page.press("#text-query", "Enter")
+    hits = page.locator("#text-hits li.text-hit")
+    expect(hits).to_have_count(4)
+    assert hits.first.locator(".text-hit-text").inner_text().startswith("The starship")
+    assert "similarity 0." in hits.first.locator(".hit-distance").inner_text()
+    assert "minilm" in page.locator("#text-timing").inner_text()
+    # Indexed text is shown as text, never parsed as HTML.
+    assert page.locator("#text-hits img").count() == 0
+    assert page.get_by_text("<img src=x onerror=alert(1)> is not markup here").count() == 1
+    page.screenshot(path=str(tmp_path / "text-search.png"), full_page=True)
+    print("screenshot:", tmp_path / "text-search.png")
+
+    page.fill("#text-query", "   ")
+    page.press("#text-query", "Enter")  # blank: nothing is sent, the results stay
+    expect(hits).to_have_count(4)

@@ -21,6 +21,9 @@ def serve(
                                       help="Trained model directory (from `transferkit train`)."),
     index: Path | None = typer.Option(None, "--index", "-i",
                                       help="Image index (from `transferkit index`) for search."),
+    text_index: Path | None = typer.Option(None, "--text-index", "-t",
+                                           help="Text index (`index build --text`) for text "
+                                                "search."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b",
                                  help="Backbone for ImageNet predictions and /api/embed."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (default: this machine only)."),
@@ -28,19 +31,21 @@ def serve(
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Serve predict/embed/search JSON endpoints and a web page (open http://HOST:PORT/)."""
+    """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
+    http://HOST:PORT/)."""
     import uvicorn
 
     from transferkit.service import create_app
 
-    for what, path in (("model", model), ("index", index)):
+    for what, path in (("model", model), ("index", index), ("text index", text_index)):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: {what} not found")
     if host not in LOOPBACK:
         err_console.print(f"[yellow]warning:[/yellow] binding {host}: the service has no "
                           "authentication; anyone who can reach this address can use it")
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
-                     max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+                     max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                     text_index_path=text_index)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)

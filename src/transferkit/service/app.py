@@ -32,6 +32,8 @@ from transferkit.service.schemas import (
     ReportResponse,
     SearchHit,
     SearchResponse,
+    TextHit,
+    TextSearchResponse,
 )
 from transferkit.service.thumbnails import THUMBNAIL_SIZES, ThumbnailNotFound, ThumbnailStore
 from transferkit.service.uploads import (
@@ -43,6 +45,7 @@ from transferkit.service.uploads import (
 )
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_QUERY_CHARS = 2000  # a paragraph; longer texts are truncated by the encoders anyway
 STATIC_DIR = Path(__file__).parent / "static"
 REPORT_IMAGES = {"confusion_matrix.png": "confusion_matrix.png",
                  "learning_curve.png": "learning_curve.png"}
@@ -59,16 +62,20 @@ def create_app(model_dir: str | os.PathLike | None = None,
                backbone: str | Backbone = "efficientnet_lite0",
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-               max_pending: int = 64, decode_threads: int = 4) -> FastAPI:
+               max_pending: int = 64, decode_threads: int = 4,
+               text_index_path: str | os.PathLike | None = None) -> FastAPI:
     """Load the model/index once, then serve them; bad inputs get 4xx JSON, never a 500.
 
     ``backbone`` may be a name or an already-built :class:`Backbone` (shared, e.g. in tests).
-    Without ``model_dir`` predictions are the backbone's ImageNet classes.
+    Without ``model_dir`` predictions are the backbone's ImageNet classes. ``text_index_path``
+    (from ``transferkit index build --text``) adds text search.
     """
     model = _load_model(model_dir) if model_dir is not None else None
     net = _resolve_backbone(backbone)
     index = _load_index(index_path, net) if index_path is not None else None
-    engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending)
+    text_index = _load_text_index(text_index_path) if text_index_path is not None else None
+    engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
+                             text_index=text_index)
     thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)))
               if index is not None else None)
     decode_limiter = anyio.CapacityLimiter(decode_threads)
@@ -76,6 +83,9 @@ def create_app(model_dir: str | os.PathLike | None = None,
     index_info = (IndexInfo(path=str(index_path), size=len(thumbs),
                             backbone=(getattr(index, "spec", None) or {}).get("name"))
                   if index is not None else None)
+    text_info = (IndexInfo(path=str(text_index_path), size=len(text_index),
+                           backbone=text_index.spec.get("name"))
+                 if text_index is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -84,8 +94,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
 
     app = FastAPI(title="transferkit", version=_version(), lifespan=lifespan,
                   docs_url=None, redoc_url=None,  # Swagger UI needs a CDN; we are offline
-                  description="Classify, embed and search images with ImageNet backbones. "
-                              "Uploads are multipart form fields named `file`.")
+                  description="Classify, embed and search images with ImageNet backbones, and "
+                              "search texts. Uploads are multipart form fields named `file`.")
     app.state.engine = engine
     app.add_middleware(BodySizeLimit, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(SecurityHeaders)
@@ -125,7 +135,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
     async def health() -> Health:
         """Liveness plus what is loaded (backbone, model classes, index size)."""
         return Health(status="ok", backbone=net.name, model=model_info, index=index_info,
-                      max_upload_bytes=max_upload_bytes, pending=engine.pending)
+                      text_index=text_info, max_upload_bytes=max_upload_bytes,
+                      pending=engine.pending)
 
     @app.post("/api/predict", response_model=PredictResponse, responses=_ERRORS, tags=["images"])
     async def predict(file: UploadFile = upload,
@@ -163,6 +174,31 @@ def create_app(model_dir: str | os.PathLike | None = None,
         return SearchResponse(image=info(file, image), elapsed_ms=_ms(start), hits=[
             SearchHit(id=int(h.id), name=os.path.basename(str(h.path)), path=str(h.path),
                       distance=float(h.distance), thumbnail_url=f"/thumbnails/{int(h.id)}")
+            for h in hits])
+
+    @app.get("/api/search-text", response_model=TextSearchResponse,
+             responses={400: {"model": ErrorResponse, "description": "query has no known word"},
+                        404: {"model": ErrorResponse, "description": "no text index loaded"}},
+             tags=["texts"])
+    async def search_text(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS,
+                                         description="the query text"),
+                          k: int = Query(8, ge=1, le=100, description="how many neighbours")
+                          ) -> TextSearchResponse:
+        """Most similar indexed texts to the query, nearest first."""
+        if text_index is None:
+            raise HTTPException(404, "text search unavailable: the service was started "
+                                     "without a text index (transferkit serve --text-index "
+                                     "INDEX)")
+        if not q.strip():
+            raise HTTPException(400, "empty query")
+        start = time.perf_counter()
+        try:
+            hits = await engine.run(engine.search_text, q, k)
+        except ValueError as exc:  # e.g. TF-IDF: none of the words is in the vocabulary
+            raise HTTPException(400, str(exc)) from None
+        return TextSearchResponse(query=q, encoder=str(text_index.spec.get("name")),
+                                  elapsed_ms=_ms(start), hits=[
+            TextHit(id=h.id, text=h.text, distance=h.distance, score=h.score)
             for h in hits])
 
     @app.get("/thumbnails/{item_id}", tags=["images"],
@@ -239,14 +275,30 @@ def _load_model(model_dir: str | os.PathLike):
     return load_model(model_dir)
 
 
+def _load_text_index(path: str | os.PathLike):
+    """A text index with its encoder loaded now, so the first query is not slow."""
+    from transferkit.text import TextIndex
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: text index not found")
+    index = TextIndex.load(path)
+    _ = index.encoder
+    return index
+
+
 def _load_index(index_path: str | os.PathLike, backbone: Backbone):
     """Open the index, sharing the service's backbone when it is the one the index was
     built with; otherwise the index's own model is loaded now (not on the first query)."""
     from transferkit.search import ImageIndex, IncompatibleModelError
+    from transferkit.text import is_text_index
 
     path = Path(index_path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: index not found")
+    if is_text_index(path):
+        raise ValueError(f"{path}: is a text index; serve it with --text-index "
+                         f"(create_app(text_index_path=...))")
     index = ImageIndex.load(path)
     try:
         index.set_backbone(backbone)

@@ -28,10 +28,11 @@ class InferenceEngine:
     """Owns the backbone, the optional trained model and the optional index."""
 
     def __init__(self, backbone: Backbone, model: Any | None = None, index: Any | None = None,
-                 max_pending: int = 64) -> None:
+                 max_pending: int = 64, text_index: Any | None = None) -> None:
         self.backbone = backbone.eval()
         self.model = model
         self.index = index
+        self.text_index = text_index
         self.max_pending = max_pending
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -111,3 +112,11 @@ class InferenceEngine:
             raise RuntimeError("no index loaded")
         k = min(k, len(self.index))
         return list(self.index.search_images([image], k)[0]) if k > 0 else []
+
+    @torch.inference_mode()
+    def search_text(self, query: str, k: int) -> list[Any]:
+        """Nearest indexed texts to ``query``, embedded by the text index's own encoder."""
+        if self.text_index is None:
+            raise RuntimeError("no text index loaded")
+        k = min(k, len(self.text_index))
+        return list(self.text_index.search_texts([query], k)[0]) if k > 0 else []

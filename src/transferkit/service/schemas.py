@@ -48,6 +48,20 @@ class SearchResponse(BaseModel):
     elapsed_ms: float
 
 
+class TextHit(BaseModel):
+    id: int
+    text: str
+    distance: float
+    score: float = Field(description="cosine similarity (cosine index), else 1/(1+distance)")
+
+
+class TextSearchResponse(BaseModel):
+    query: str
+    encoder: str
+    hits: list[TextHit]
+    elapsed_ms: float
+
+
 class ModelInfo(BaseModel):
     directory: str
     classes: list[str]
@@ -65,6 +79,7 @@ class Health(BaseModel):
     backbone: str
     model: ModelInfo | None
     index: IndexInfo | None
+    text_index: IndexInfo | None = Field(None, description="text index (backbone = encoder)")
     max_upload_bytes: int
     pending: int = Field(description="requests waiting for the model right now")
 

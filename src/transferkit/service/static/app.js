@@ -62,6 +62,12 @@
     parts.push(health.model ? "model: " + health.model.classes.length + " classes"
                             : "ImageNet classes (no trained model)");
     parts.push(health.index ? "index: " + health.index.size + " images" : "no index");
+    if (health.text_index) {
+      parts.push("text index: " + health.text_index.size + " texts (" +
+                 health.text_index.backbone + ")");
+      $("text-search").hidden = false;
+      $("text-link").hidden = false;
+    }
     $("status").textContent = parts.join(" · ");
     $("limit").textContent = "Any image format, up to " + formatBytes(health.max_upload_bytes) + ".";
     if (health.model) loadReport();
@@ -222,7 +228,42 @@
     $("results").hidden = false;
   }
 
+  // -- text search --------------------------------------------------------------------------
+  let textGeneration = 0;
+
+  async function searchText(query) {
+    const mine = ++textGeneration;
+    const box = $("text-error");
+    box.hidden = true;
+    let result;
+    try {
+      const response = await fetch("/api/search-text?k=8&q=" + encodeURIComponent(query));
+      if (!response.ok) throw new Error(await errorText(response));
+      result = await response.json();
+    } catch (err) {
+      if (mine !== textGeneration) return;
+      box.textContent = err.message;
+      box.hidden = false;
+      $("text-hits").replaceChildren();
+      $("text-timing").textContent = "";
+      return;
+    }
+    if (mine !== textGeneration) return;
+    const items = result.hits.map((hit) => el("li", { className: "text-hit" }, [
+      el("span", { className: "text-hit-text" }, [hit.text]),
+      el("span", { className: "hit-distance" }, ["similarity " + hit.score.toFixed(3)]),
+    ]));
+    $("text-hits").replaceChildren(...items);
+    $("text-timing").textContent = result.hits.length + " texts · " + result.encoder +
+      " · model time " + result.elapsed_ms.toFixed(0) + " ms";
+  }
+
   function setUp() {
+    $("text-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const query = $("text-query").value.trim();
+      if (query) searchText(query);
+    });
     const input = $("file-input");
     const zone = $("dropzone");
     input.addEventListener("change", () => {
