@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("predict")(predict)
     app.command("evaluate")(evaluate)
     app.command("advise")(advise)
+    app.command("ensemble")(ensemble)
 
 
 def _parse_params(items: list[str] | None) -> dict:
@@ -175,3 +176,42 @@ def advise(
     else:
         console.print(format_advice(result), highlight=False, markup=False)
     report_failures([(f["path"], f["reason"]) for f in result.get("failures", [])])
+
+
+@friendly_errors
+def ensemble(
+    models: list[Path] = typer.Argument(..., help="Two or more model directories from `train`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory to write the ensemble."),
+    data: Path | None = typer.Option(None, "--data", help="Labelled folder or CSV: evaluate "
+                                     "each member and the ensemble on it, side by side, and "
+                                     "keep the ensemble's report."),
+) -> None:
+    """Average the class probabilities of trained models (fine-tuned ones too) into one."""
+    import tempfile
+
+    from transferkit.train import ensemble_models, load_model
+
+    members = [load_model(m) for m in models]
+    joined = ensemble_models(members)
+    with tempfile.TemporaryDirectory() as tmp:
+        report_dir = None
+        if data is not None:
+            rows = [(str(d), m.evaluate(data)["accuracy"]) for d, m in zip(models, members)]
+            report_dir = Path(tmp) / "report"
+            metrics = joined.evaluate(data, output=report_dir)
+            width = max(len(name) for name, _ in rows + [("ensemble", 0)])
+            for name, accuracy in rows:
+                console.print(f"{name:<{width}}  accuracy {_rate(accuracy)}", highlight=False,
+                              markup=False)
+            console.print(f"{'ensemble':<{width}}  accuracy {_rate(metrics['accuracy'])}  "
+                          f"(on {metrics['n']} images of {data})", highlight=False,
+                          markup=False)
+            joined.manifest["metrics"] = {k: v for k, v in metrics.items() if k != "failures"}
+        joined.save(output, report_dir=report_dir)
+    console.print(f"ensemble of {len(members)} models ({len(joined.heads)} heads, "
+                  f"{', '.join(b.name for b in joined.backbones)}) saved to {output}",
+                  highlight=False, markup=False)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a (no readable image)" if value is None else f"{value:.3f}"

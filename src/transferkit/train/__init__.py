@@ -21,14 +21,20 @@ from transferkit.train.data import (
 from transferkit.train.features import cached_features, clear_feature_cache
 from transferkit.train.finetune import FinetuneConfig, TrainingInterrupted
 from transferkit.train.fit import FROZEN_STRATEGIES, STRATEGIES, fit
-from transferkit.train.model import IncompatibleModelError, TransferModel, load_model
+from transferkit.train.model import (
+    IncompatibleModelError,
+    TransferModel,
+    ensemble_models,
+    load_model,
+)
 from transferkit.train.report import classification_metrics, format_metrics, write_report
 
 __all__ = [
     "FROZEN_STRATEGIES", "STRATEGIES", "TUXPAINT_CLASSES", "FinetuneConfig",
     "IncompatibleModelError", "LabelledImages", "Split", "TrainingInterrupted",
     "TransferModel", "advise", "cached_features", "classification_metrics",
-    "clear_feature_cache", "fashion_mnist_folder", "fit", "format_advice", "format_metrics",
+    "clear_feature_cache", "ensemble_models", "fashion_mnist_folder", "fit", "format_advice",
+    "format_metrics",
     "load_csv", "load_image_folder", "load_labelled", "load_model", "stratified_split",
     "tuxpaint_dataset", "write_report",
 ]

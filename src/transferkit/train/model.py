@@ -164,12 +164,25 @@ class TransferModel:
         return metrics
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike, trained_bodies: bool = False,
+    def save(self, directory: str | os.PathLike,
+             trained_bodies: bool | Sequence[bool] | None = None,
              report_dir: str | os.PathLike | None = None) -> Path:
-        """Write the model directory atomically; ``trained_bodies`` stores backbone weights."""
+        """Write the model directory atomically. ``trained_bodies`` (one flag, or one per
+        backbone) stores backbone weights instead of a reference to the pretrained ones;
+        ``None`` keeps what the manifest says (how the model was loaded or assembled)."""
         import shutil
 
         directory = Path(directory)
+        if trained_bodies is None:
+            entries = self.manifest.get("backbones") or [{} for _ in self.backbones]
+            store = [bool(e.get("stored")) for e in entries]
+        elif isinstance(trained_bodies, bool):
+            store = [trained_bodies] * len(self.backbones)
+        else:
+            store = [bool(t) for t in trained_bodies]
+        if len(store) != len(self.backbones):
+            raise ValueError(f"trained_bodies: {len(store)} flags for {len(self.backbones)} "
+                             f"backbones")
         manifest = {**self.manifest, "format": FORMAT, "classes": self.classes_,
                     "combine": self.combine, "backbones": [], "heads": [],
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -177,7 +190,7 @@ class TransferModel:
             tmp.mkdir()
             for i, backbone in enumerate(self.backbones):
                 entry = {"spec": backbone.spec(), "stored": None}
-                if trained_bodies:
+                if store[i]:
                     backbone.save(tmp / f"backbone_{i}")
                     entry["stored"] = f"backbone_{i}"
                 manifest["backbones"].append(entry)
@@ -213,3 +226,34 @@ def load_model(directory: str | os.PathLike) -> TransferModel:
     heads = [load_head(directory / name) for name in manifest["heads"]]
     return TransferModel(backbones, heads, manifest["classes"], manifest["combine"], manifest,
                          directory)
+
+
+def ensemble_models(models: Sequence[TransferModel]) -> TransferModel:
+    """One model that averages the class probabilities of several trained ones.
+
+    Members may differ in backbone, resolution, head and strategy (fine-tuned bodies
+    included); they must know the same classes. Each member's head counts once: a member that
+    is itself an ``average`` ensemble brings all of its heads. A ``concat`` ensemble has one
+    head on joined features and cannot be split; retrain it with ``ensemble_mode="average"``.
+    """
+    models = list(models)
+    if len(models) < 2:
+        raise ValueError(f"an ensemble needs at least 2 models, got {len(models)}")
+    classes = models[0].classes_
+    backbones, heads, entries, members = [], [], [], []
+    for model in models:
+        where = str(model.directory or "model")
+        if set(model.classes_) != set(classes):
+            raise ValueError(f"{where}: classes {sorted(model.classes_)} differ from "
+                             f"{sorted(classes)}; ensemble members must know the same classes")
+        if model.combine == "concat" and len(model.backbones) > 1:
+            raise ValueError(f"{where}: a concat ensemble (one head on joined features) cannot "
+                             f"join another ensemble; retrain it with --ensemble-mode average")
+        backbones += model.backbones
+        heads += model.heads
+        entries += model.manifest.get("backbones") or [{} for _ in model.backbones]
+        members.append({"directory": where, "strategy": model.manifest.get("strategy"),
+                        "backbone": model.spec_.get("name"),
+                        "accuracy": model.metrics_.get("accuracy")})
+    manifest = {"strategy": "ensemble", "members": members, "backbones": entries}
+    return TransferModel(backbones, heads, classes, "average", manifest)
