@@ -91,6 +91,17 @@ def bench_fashion(args) -> list[dict]:
                  "seconds": time.perf_counter() - t,
                  "val_curve": [round(r.get("val_accuracy", 0), 3) for r in hist],
                  "best_epoch": model.manifest["training"]["best_epoch"]})
+    if args.scratch_epochs:
+        t = time.perf_counter()
+        model = fit(data, strategy="scratch", output=out / "scratch", image_size=args.image_size,
+                    epochs=args.scratch_epochs, lr=2e-3, batch_size=64, augment=False,
+                    patience=args.scratch_epochs)
+        curve = [round(r.get("val_accuracy", 0), 3) for r in model.history_]
+        rows.append({"task": "fashion-mnist", "method": f"scratch: same network, random init, "
+                     f"{args.scratch_epochs} ep, {args.image_size}px",
+                     "accuracy": model.metrics_["test_accuracy"],
+                     "n_test": model.metrics_["n_test"], "seconds": time.perf_counter() - t,
+                     "val_curve": curve})
     # An ensemble of two saved models: the logreg probe and the fine-tuned network.
     from transferkit.train import ensemble_models, load_model
 
@@ -154,6 +165,9 @@ def main() -> None:
     parser.add_argument("--tux-max-per-class", type=int, default=None)
     parser.add_argument("--tux-image-size", type=int, default=None)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--scratch-epochs", type=int, default=0,
+                        help="Also train the same network from random weights (the advisor's "
+                             "'big & unlike' branch) for this many epochs; 0 = skip.")
     parser.add_argument("--skip-fashion", action="store_true")
     parser.add_argument("--skip-tuxpaint", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
