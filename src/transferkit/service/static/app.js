@@ -40,20 +40,23 @@
     return "HTTP " + response.status + " " + response.statusText;
   }
 
-  async function postImage(url, file) {
-    const form = new FormData();
-    form.append("file", file, file.name || "upload");
-    const response = await fetch(url, { method: "POST", body: form });
+  async function fetchJSON(url, options) {
+    // Every API call: an error answer becomes an Error carrying the service's message.
+    const response = await fetch(url, options);
     if (!response.ok) throw new Error(await errorText(response));
     return response.json();
+  }
+
+  function postImage(url, file) {
+    const form = new FormData();
+    form.append("file", file, file.name || "upload");
+    return fetchJSON(url, { method: "POST", body: form });
   }
 
   // -- status and report ------------------------------------------------------------------
   async function loadHealth() {
     try {
-      const response = await fetch("/api/health");
-      if (!response.ok) throw new Error(await errorText(response));
-      health = await response.json();
+      health = await fetchJSON("/api/health");
     } catch (err) {
       $("status").textContent = "service unavailable: " + err.message;
       return;
@@ -124,9 +127,7 @@
   async function loadReport() {
     let data;
     try {
-      const response = await fetch("/api/report");
-      if (!response.ok) throw new Error(await errorText(response));
-      data = await response.json();
+      data = await fetchJSON("/api/report");
     } catch (err) {
       $("report-model").textContent = "report unavailable: " + err.message;
       $("report").hidden = false;
@@ -237,9 +238,7 @@
     box.hidden = true;
     let result;
     try {
-      const response = await fetch("/api/search-text?k=8&q=" + encodeURIComponent(query));
-      if (!response.ok) throw new Error(await errorText(response));
-      result = await response.json();
+      result = await fetchJSON("/api/search-text?k=8&q=" + encodeURIComponent(query));
     } catch (err) {
       if (mine !== textGeneration) return;
       box.textContent = err.message;
