@@ -108,12 +108,10 @@ def bench_fashion(args) -> list[dict]:
     t = time.perf_counter()
     joined = ensemble_models([load_model(out / "logreg"), load_model(out / "finetune")])
     test_paths = [data.paths[i] for i in split.test]
-    proba, kept, _ = joined.predict_proba_paths(test_paths)
-    label_of = dict(zip(data.paths, data.labels))
-    hits = [joined.classes_[j] == label_of[p] for j, p in zip(proba.argmax(axis=1), kept)]
+    scores = joined.score(data, *joined.predict_proba_paths(test_paths))
     rows.append({"task": "fashion-mnist", "method": "ensemble: logreg probe + fine-tuned "
-                 "(probabilities averaged)", "accuracy": float(np.mean(hits)),
-                 "n_test": len(kept), "seconds": time.perf_counter() - t})
+                 "(probabilities averaged)", "accuracy": scores["accuracy"],
+                 "n_test": scores["n"], "seconds": time.perf_counter() - t})
     for row in rows:
         row["train_images"] = sizes["train"]
         row["val_images"] = sizes["val"]

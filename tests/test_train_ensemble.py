@@ -72,3 +72,16 @@ def test_ensemble_cli_evaluates_members_side_by_side(members, fashion_mini, tmp_
     assert result.exit_code == 0, result.stdout
     labels = [r["top_k"][0]["label"] for r in json.loads(result.stdout)["results"]]
     assert len(labels) == 12 and labels.count("Bag") >= 6  # chance would be ~1 of 12
+
+
+def test_evaluate_members_matches_each_member_on_its_own(members, fashion_mini):
+    probe, tuned = (load_model(m) for m in members)
+    member_metrics, joined_metrics = ensemble_models([probe, tuned]).evaluate_members(
+        fashion_mini)
+    for model, scores in zip((probe, tuned), member_metrics):
+        alone = model.evaluate(fashion_mini)
+        assert scores["accuracy"] == pytest.approx(alone["accuracy"])
+        assert scores["confusion_matrix"] == alone["confusion_matrix"]
+    assert joined_metrics["n"] == 120
+    with pytest.raises(ValueError, match="not an ensemble"):
+        probe.evaluate_members(fashion_mini)

@@ -196,13 +196,13 @@ def ensemble(
     with tempfile.TemporaryDirectory() as tmp:
         report_dir = None
         if data is not None:
-            rows = [(str(d), m.evaluate(data)["accuracy"]) for d, m in zip(models, members)]
             report_dir = Path(tmp) / "report"
-            metrics = joined.evaluate(data, output=report_dir)
-            width = max(len(name) for name, _ in rows + [("ensemble", 0)])
-            for name, accuracy in rows:
-                console.print(f"{name:<{width}}  accuracy {_rate(accuracy)}", highlight=False,
-                              markup=False)
+            member_metrics, metrics = joined.evaluate_members(data, output=report_dir)
+            names = [str(m) for m in models]
+            width = max(len(name) for name in names + ["ensemble"])
+            for name, scores in zip(names, member_metrics):
+                console.print(f"{name:<{width}}  accuracy {_rate(scores['accuracy'])}",
+                              highlight=False, markup=False)
             console.print(f"{'ensemble':<{width}}  accuracy {_rate(metrics['accuracy'])}  "
                           f"(on {metrics['n']} images of {data})", highlight=False,
                           markup=False)

@@ -67,17 +67,23 @@ class TransferModel:
         return self.manifest.get("metrics", {})
 
     # -- prediction -----------------------------------------------------------------------
-    def _probabilities(self, features: list[np.ndarray]) -> np.ndarray:
+    def head_probabilities(self, features: list[np.ndarray]) -> list[np.ndarray]:
+        """Each head's class probabilities (columns in ``classes_`` order) from per-backbone
+        features; the model's answer is their mean."""
         if self.combine == "concat":
             parts = [(self.heads[0], np.concatenate(features, axis=1))]
         else:
             parts = list(zip(self.heads, features))
-        total = np.zeros((len(features[0]), len(self.classes_)))
+        out = []
         for head, feats in parts:
-            proba = head.predict_proba(feats)
-            cols = [self.classes_.index(str(c)) for c in head.classes_]
-            total[:, cols] += proba
-        return total / len(parts)
+            proba = np.zeros((len(feats), len(self.classes_)))
+            proba[:, [self.classes_.index(str(c)) for c in head.classes_]] = \
+                head.predict_proba(feats)
+            out.append(proba)
+        return out
+
+    def _probabilities(self, features: list[np.ndarray]) -> np.ndarray:
+        return np.mean(self.head_probabilities(features), axis=0)
 
     @torch.inference_mode()
     def predict_proba_images(self, images: Sequence, batch_size: int = 32) -> np.ndarray:
@@ -113,6 +119,15 @@ class TransferModel:
                             num_workers: int | None = None
                             ) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
         """-> (probabilities of readable files, those files, [(bad file, reason)])."""
+        features, kept, failures = self.features_paths(paths, batch_size, num_workers)
+        if not kept:
+            return np.zeros((0, len(self.classes_))), [], failures
+        return self._probabilities(features), kept, failures
+
+    def features_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
+                       num_workers: int | None = None
+                       ) -> tuple[list[np.ndarray], list[str], list[tuple[str, str]]]:
+        """-> (features per backbone, readable files they belong to, [(bad file, reason)])."""
         from transferkit.features import embed_paths
 
         paths = [str(p) for p in paths]
@@ -129,9 +144,7 @@ class TransferModel:
                 features.append(emb.vectors[[index[p] for p in keep]])
                 failures += [(p, r) for p, r in emb.failures if p not in dict(failures)]
                 kept = keep
-        if not kept:
-            return np.zeros((0, len(self.classes_))), [], failures
-        return self._probabilities(features), kept, failures
+        return features, kept or [], failures
 
     def predict_paths(self, paths: Sequence[str | os.PathLike], top_k: int = 5,
                       batch_size: int = 32
@@ -145,15 +158,45 @@ class TransferModel:
     def evaluate(self, data, output: str | os.PathLike | None = None,
                  batch_size: int = 32) -> dict[str, Any]:
         """Metrics on every image of ``data`` (folder, CSV or LabelledImages)."""
+        data = self.labelled(data)
+        proba, kept, failures = self.predict_proba_paths(data.paths, batch_size)
+        return self.score(data, proba, kept, failures, output)
+
+    def evaluate_members(self, data, output: str | os.PathLike | None = None,
+                         batch_size: int = 32) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """For a model from :func:`ensemble_models`: (each member's metrics, the ensemble's) on
+        ``data``, from one embedding pass, since the ensemble's heads are its members' heads."""
+        counts = [int(m.get("heads", 0)) for m in self.manifest.get("members", [])]
+        if not counts or sum(counts) != len(self.heads):
+            raise ValueError(f"{self.directory or 'model'}: not an ensemble of trained models "
+                             f"(no member head counts in its manifest)")
+        data = self.labelled(data)
+        features, kept, failures = self.features_paths(data.paths, batch_size)
+        per_head = (self.head_probabilities(features) if kept
+                    else [np.zeros((0, len(self.classes_)))] * len(self.heads))
+        bounds = np.cumsum([0, *counts])
+        members = [self.score(data, np.mean(per_head[a:b], axis=0), kept, failures)
+                   for a, b in zip(bounds, bounds[1:])]
+        return members, self.score(data, np.mean(per_head, axis=0), kept, failures, output)
+
+    def labelled(self, data):
+        """``data`` (folder, CSV or LabelledImages) loaded, refused if it has unknown labels."""
         from transferkit.train.data import load_labelled
-        from transferkit.train.report import classification_metrics, write_report
 
         data = load_labelled(data)
         unknown = sorted(set(data.labels) - set(self.classes_))
         if unknown:
             raise ValueError(f"{data.source}: labels the model was not trained on: "
                              f"{', '.join(unknown[:10])}")
-        proba, kept, failures = self.predict_proba_paths(data.paths, batch_size)
+        return data
+
+    def score(self, data, proba: np.ndarray, kept: Sequence[str],
+              failures: Sequence[tuple[str, str]],
+              output: str | os.PathLike | None = None) -> dict[str, Any]:
+        """Metrics of ready probabilities (columns in ``classes_`` order) for the ``kept``
+        files of labelled ``data``; ``output`` gets report.json and the confusion matrix."""
+        from transferkit.train.report import classification_metrics, write_report
+
         label_of = dict(zip(data.paths, data.labels))
         y_pred = [self.classes_[i] for i in proba.argmax(axis=1)] if len(kept) else []
         metrics = classification_metrics([label_of[p] for p in kept], y_pred, self.classes_)
@@ -253,7 +296,7 @@ def ensemble_models(models: Sequence[TransferModel]) -> TransferModel:
         heads += model.heads
         entries += model.manifest.get("backbones") or [{} for _ in model.backbones]
         members.append({"directory": where, "strategy": model.manifest.get("strategy"),
-                        "backbone": model.spec_.get("name"),
+                        "backbone": model.spec_.get("name"), "heads": len(model.heads),
                         "accuracy": model.metrics_.get("accuracy")})
     manifest = {"strategy": "ensemble", "members": members, "backbones": entries}
     return TransferModel(backbones, heads, classes, "average", manifest)
