@@ -93,12 +93,6 @@ class Preprocessing:
         std = torch.as_tensor(self.std, dtype=batch.dtype).view(1, 3, 1, 1)
         return batch.sub_(mean).div_(std) if inplace else (batch - mean) / std
 
-    def normalize_transform(self):
-        """For tensors already in [0, 1] at the right size (attacks, visualisation)."""
-        from torchvision import transforms as T
-
-        return T.Normalize(self.mean, self.std)
-
 
 @dataclass(frozen=True)
 class ResizeCenterCrop:

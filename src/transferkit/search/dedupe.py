@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Cosine distance for Lite0 at 224 px: halved / re-encoded copies of the sample photos
@@ -118,10 +117,6 @@ def find_duplicates(source, threshold: float = DEFAULT_THRESHOLD, k: int = 10,
         index, failures = built.index, built.failures
     return DuplicateReport(duplicate_groups(index, threshold, k), threshold, len(index),
                            list(failures))
-
-
-def groups_as_rows(groups: Sequence[DuplicateGroup]) -> list[dict]:
-    return [g.to_dict() for g in groups]
 
 
 __all__ = ["DuplicateGroup", "DuplicateReport", "find_duplicates", "duplicate_groups",
