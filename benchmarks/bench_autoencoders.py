@@ -2,7 +2,7 @@
 denoising) at the same bottleneck, with the baselines (mean image, kNN on raw pixels) measured
 in the same run.
 
-    .venv/bin/python benchmarks/bench_autoencoders.py --out ae-report
+    .venv/bin/python benchmarks/bench_autoencoders.py --out out/ae-report
     .venv/bin/python benchmarks/bench_autoencoders.py --train-size 2000 --epochs 1  # quick
 
 Writes summary.txt, report.json, reconstructions.png, interpolations.png, pca_curve.png and
@@ -20,7 +20,7 @@ from transferkit.autoencoders.report import compare_autoencoders, format_summary
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="ae-report")
+    parser.add_argument("--out", default="out/ae-report")
     parser.add_argument("--train-size", type=int, default=12000)
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--bottleneck", type=int, default=32)

@@ -177,10 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from transferkit.backbones import create
     from transferkit.features import embed_paths
-    from transferkit.features.extract import default_workers, embedder, run_in_order
     from transferkit.features.pipeline import iter_pixel_batches, normalize_pixels
-    from transferkit.inference import available_cores, onnx_backbone, torch_threads
-    from transferkit.utils import cache_dir
+    from transferkit.runtime import make_runner, onnx_backbone, run_in_order
+    from transferkit.utils import available_cores, cache_dir, decode_threads, torch_threads
 
     if args.data is not None:
         from transferkit.data import list_images
@@ -218,16 +217,18 @@ def main(argv: list[str] | None = None) -> int:
 
     n_model = max(bs * 2, min(len(paths), bs * 4))
     # our model-only runs the exact runner embed_paths uses on a job this long
-    onnx_run, _, onnx_parallel = embedder(backbone, "onnx", None, n_model // bs)
+    onnx_runner = make_runner("onnx", backbone, None, n_model // bs)
 
     def onnx_model_only() -> int:
         items = ((i, batch_nchw) for i in range(n_model // bs))
-        return sum(len(v) for _, v in run_in_order(onnx_run, items, onnx_parallel))
+        return sum(len(v) for _, v in run_in_order(onnx_runner.embed, items,
+                                                   onnx_runner.parallel))
+
     def decode_only() -> int:
         # What the engine's decoders do in a job, without the model: files -> uint8 batches.
         with torch_threads(1):
             return sum(len(b.indices) for b in iter_pixel_batches(
-                paths, backbone.preprocessing, bs, default_workers()))
+                paths, backbone.preprocessing, bs, decode_threads()))
 
     configs = {
         "e2e baseline": lambda: run_baseline(base, base_tf, paths, bs),

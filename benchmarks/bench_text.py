@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--heads", nargs="*",
                         default=["logreg", "mlp", "random_forest", "gradient_boosting"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench-text-out"))
+    parser.add_argument("--out", type=Path, default=Path("out/bench-text"))
     args = parser.parse_args()
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from transferkit.features import Embeddings, embed_paths
-from transferkit.features.extract import resolve_backbone
+from transferkit.features import Embeddings, embed_paths, resolve_backbone
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
+from transferkit.errors import InvalidOptionError, NotFittedError
 from transferkit.heads import list_heads, load_head, make_head, save_head
 
 FAST = {"linear": {"epochs": 60}, "mlp": {"epochs": 30, "hidden": 64},
@@ -79,8 +80,12 @@ def test_bad_inputs_are_named(digits, tmp_path):
     X, y, _, _ = digits
     with pytest.raises(ValueError, match="unknown head"):
         make_head("svm")
-    with pytest.raises(ValueError, match="unfitted"):
+    with pytest.raises(NotFittedError, match="LogRegHead is not fitted yet"):
         save_head(make_head("logreg"), tmp_path / "h")
+    with pytest.raises(NotFittedError, match="LogRegHead is not fitted yet"):
+        make_head("logreg").predict(X)
+    with pytest.raises(InvalidOptionError, match="does not take C_value; it accepts C"):
+        make_head("logreg", C_value=1.0)
     with pytest.raises(ValueError, match="at least 2 classes"):
         make_head("logreg").fit(X[:5], ["a"] * 5)
     head = make_head("logreg").fit(X, y)

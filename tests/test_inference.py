@@ -15,16 +15,16 @@ import torch
 from transferkit.backbones import imagenet_labels
 from transferkit.data import load_image
 from transferkit.features import embed_folder, embed_paths, preprocess_images
-from transferkit.features.extract import choose_engine
 from transferkit.features.pipeline import decode_file, iter_pixel_batches, normalize_pixels
-from transferkit.inference import (
+from transferkit.runtime import (
     OnnxBackbone,
-    available_cores,
     backbone_fingerprint,
+    choose_engine,
     export_backbone,
-    export_transfer_model,
     onnx_backbone,
 )
+from transferkit.train import export_transfer_model
+from transferkit.utils import available_cores
 
 
 def _rel_err(a, b) -> float:

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from transferkit.utils import atomic_path, atomic_write_text, read_manifest
+from transferkit.utils import (
+    atomic_path,
+    atomic_write_text,
+    peek_format,
+    read_manifest,
+    write_manifest,
+)
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -31,13 +37,18 @@ def test_directory_is_replaced_whole(tmp_path):
 
 
 def test_read_manifest_names_the_file_and_the_problem(tmp_path):
+    fmt = "transferkit-head/1"
     with pytest.raises(FileNotFoundError, match=r"not a saved head \(no head.json\)"):
-        read_manifest(tmp_path, "head.json", "head")
+        read_manifest(tmp_path, "head.json", "head", fmt)
     (tmp_path / "head.json").write_text("{broken")
     with pytest.raises(ValueError, match="head.json: not valid JSON"):
-        read_manifest(tmp_path, "head.json", "head")
+        read_manifest(tmp_path, "head.json", "head", fmt)
     (tmp_path / "head.json").write_text(json.dumps({"format": "other/9"}))
     with pytest.raises(ValueError, match="unsupported format 'other/9'"):
-        read_manifest(tmp_path, "head.json", "head", fmt="transferkit-head/1")
-    (tmp_path / "head.json").write_text(json.dumps({"format": "transferkit-head/1", "a": 1}))
-    assert read_manifest(tmp_path, "head.json", "head", "transferkit-head/1")["a"] == 1
+        read_manifest(tmp_path, "head.json", "head", fmt)
+    (tmp_path / "head.json").write_text(json.dumps({"a": 1}))  # no format: refused too
+    with pytest.raises(ValueError, match="unsupported format None"):
+        read_manifest(tmp_path, "head.json", "head", fmt)
+    write_manifest(tmp_path, "head.json", fmt, {"a": 1, "format": "ignored"})
+    assert read_manifest(tmp_path, "head.json", "head", fmt) == {"format": fmt, "a": 1}
+    assert peek_format(tmp_path, ("missing.json", "head.json")) == fmt

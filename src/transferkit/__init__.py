@@ -5,17 +5,26 @@ Common entry points::
     import transferkit as tk
     model = tk.backbones.create("efficientnet_lite0")
     emb = tk.features.embed_paths(["a.jpg", "b.png"], backbone="efficientnet_lite0")
+    thing = tk.load("my-model")   # any saved artefact, by the format it records
 """
 
+import os
 from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "backbones", "data", "features", "heads", "train", "search", "autoencoders",
-    "explain", "text", "service", "distributed", "inference", "utils",
+    "errors", "utils", "spec", "backbones", "data", "runtime", "features", "heads", "train",
+    "search", "autoencoders", "explain", "text", "service", "distributed", "loading",
 }
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Open any saved transferkit artefact (model, index, embeddings, head, ...) by its format."""
+    from transferkit.loading import load as load_artefact
+
+    return load_artefact(path)
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,6 @@ it slots into a ``Pipeline`` in front of any classifier, and its codes can be wr
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +15,11 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from transferkit.utils.manifest import read_manifest
+from transferkit.errors import check_is_fitted
+from transferkit.utils import atomic_path, read_manifest, write_manifest
 
 FORMAT = "transferkit-autoencoder/1"
+MANIFEST = "autoencoder.json"
 
 
 def as_unit_images(X: Any, name: str = "X") -> np.ndarray:
@@ -153,20 +154,17 @@ class AutoencoderMixin(BaseEstimator, TransformerMixin):
         """``weights.safetensors`` + ``autoencoder.json`` (params, metrics), written atomically."""
         from safetensors.numpy import save_file
 
-        from transferkit.utils import atomic_path
-
-        if not hasattr(self, "image_shape_"):
-            raise ValueError(f"{directory}: cannot save an autoencoder that was never fitted")
+        check_is_fitted(self, "image_shape_")
         directory = Path(directory)
         with atomic_path(directory) as tmp:
             tmp.mkdir()
             save_file({k: np.ascontiguousarray(v) for k, v in self._state().items()},
                       str(tmp / "weights.safetensors"))
-            meta = {"format": FORMAT, "kind": self.kind, "spec": self.spec(),
-                    "params": {k: v for k, v in self.get_params().items() if _jsonable(v)},
-                    "image_shape": list(map(int, self.image_shape_)),
-                    "history": getattr(self, "history_", [])}
-            (tmp / "autoencoder.json").write_text(json.dumps(meta, indent=2))
+            write_manifest(tmp, MANIFEST, FORMAT, {
+                "kind": self.kind, "spec": self.spec(),
+                "params": {k: v for k, v in self.get_params().items() if _jsonable(v)},
+                "image_shape": list(map(int, self.image_shape_)),
+                "history": getattr(self, "history_", [])})
         return directory
 
     @classmethod
@@ -187,8 +185,8 @@ def load_autoencoder(directory: str | os.PathLike, expected: type | None = None
     from transferkit.autoencoders.pca import PCAAutoencoder
 
     directory = Path(directory)
-    manifest = directory / "autoencoder.json"
-    meta = read_manifest(directory, "autoencoder.json", "autoencoder", FORMAT)
+    manifest = directory / MANIFEST
+    meta = read_manifest(directory, MANIFEST, "autoencoder", FORMAT)
     classes = {"pca": PCAAutoencoder, "conv": ConvAutoencoder}
     if meta.get("kind") not in classes:
         raise ValueError(f"{manifest}: unknown autoencoder kind {meta.get('kind')!r}")

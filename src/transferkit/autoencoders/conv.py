@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from transferkit.autoencoders._base import AutoencoderMixin, as_unit_images
+from transferkit.errors import check_is_fitted
 from transferkit.utils import progress
 
 UNPOOL_KINDS = ("nearest", "maxunpool", "transposed")
@@ -161,8 +162,7 @@ class ConvAutoencoder(AutoencoderMixin):
         return int(self.bottleneck)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise ValueError("ConvAutoencoder is not fitted yet: call fit(X) or load(dir)")
+        check_is_fitted(self, "net_")
 
     def _tensor(self, X: Any) -> torch.Tensor:
         images = as_unit_images(X)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,11 @@ import torch
 from torch import nn
 
 from transferkit.backbones.preprocessing import Preprocessing
+from transferkit.spec import ensure_compatible
+from transferkit.utils import atomic_path, write_manifest
+
+FORMAT = "transferkit-backbone/1"
+MANIFEST = "backbone.json"
 
 
 class Backbone(nn.Module):
@@ -78,8 +84,46 @@ class Backbone(nn.Module):
         }
 
     def with_preprocessing(self, preprocessing: Preprocessing) -> Backbone:
-        self.preprocessing = preprocessing
-        return self
+        """A copy that feeds the same weights (shared, not copied) another preprocessing."""
+        twin = copy.copy(self)  # its own attributes; the timm model (weights) stays shared
+        twin.preprocessing = preprocessing
+        return twin
+
+    def with_image_size(self, image_size: int | None) -> Backbone:
+        """The same weights at another resolution (no crop); ``None`` returns ``self``."""
+        if image_size is None:
+            return self
+        return self.with_preprocessing(self.preprocessing.with_size(image_size, crop_pct=1.0))
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], where: str | None = None) -> Backbone:
+        """Rebuild the backbone a saved artefact recorded, and prove it is the same one.
+
+        Raises :class:`~transferkit.errors.IncompatibleModelError` (naming ``where``) when
+        the weights found here differ from the recorded ones.
+        """
+        from transferkit.backbones.registry import create
+
+        source = str(spec.get("source", ""))
+        if source.startswith("dir:"):
+            model = create(source[4:])
+        elif source.startswith("timm+"):
+            model = create(spec.get("name") or spec["arch"], checkpoint=source[5:])
+        elif spec.get("name"):
+            model = create(spec["name"])
+        else:
+            raise ValueError(f"{where or 'spec'}: names no model to rebuild ({spec!r:.200})")
+        if spec.get("preprocessing"):
+            model = model.with_preprocessing(Preprocessing.from_dict(spec["preprocessing"]))
+        ensure_compatible(spec, model.spec(), where=where or f"model {spec.get('name')}")
+        return model
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Backbone:
+        """A backbone written by :meth:`save` (a fine-tuned or from-scratch body)."""
+        from transferkit.backbones.registry import load_backbone_dir
+
+        return load_backbone_dir(Path(directory))
 
     # -- ImageNet classification ---------------------------------------------------------
     @torch.no_grad()
@@ -91,19 +135,18 @@ class Backbone(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write weights (safetensors) and a manifest so ``create(directory)`` rebuilds it."""
+        """Write weights (safetensors) and a manifest so ``Backbone.load(directory)`` (or
+        ``create(directory)``) rebuilds it."""
         from safetensors.torch import save_file
-
-        from transferkit.utils import atomic_path
 
         directory = Path(directory)
         with atomic_path(directory) as tmp:
             tmp.mkdir()
             state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
             save_file(state, str(tmp / "backbone.safetensors"))
-            manifest = {"format": "transferkit-backbone/1", "arch": self.arch,
-                        "num_classes": self.num_classes, **self.spec()}
-            (tmp / "backbone.json").write_text(json.dumps(manifest, indent=2))
+            write_manifest(tmp, MANIFEST, FORMAT, {"arch": self.arch,
+                                                   "num_classes": self.num_classes,
+                                                   **self.spec()})
         return directory
 
 

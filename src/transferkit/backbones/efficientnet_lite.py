@@ -13,13 +13,10 @@ from pathlib import Path
 
 import torch
 
+from transferkit.errors import MissingWeightsError
 from transferkit.utils import atomic_path, cache_dir
 
 LITE_VARIANTS = {0: 224, 1: 240, 2: 260}
-
-
-class MissingWeightsError(RuntimeError):
-    pass
 
 
 def package_checkpoint(variant: int) -> Path:
@@ -71,12 +68,12 @@ def convert_lukemelas_state_dict(source: dict[str, torch.Tensor],
                          "_project_conv.": "conv_pw.", "_bn2.": "bn2."}
             prefix = next((p for p in names if rest.startswith(p)), None)
             if prefix is None:
-                raise KeyError(f"unexpected key in checkpoint: {key}")
+                raise ValueError(f"unexpected key in checkpoint: {key}")
             out[f"{timm_blocks[index]}.{names[prefix]}{rest[len(prefix):]}"] = value
             continue
         prefix = next((p for p in top if key.startswith(p)), None)
         if prefix is None:
-            raise KeyError(f"unexpected key in checkpoint: {key}")
+            raise ValueError(f"unexpected key in checkpoint: {key}")
         out[top[prefix] + key[len(prefix):]] = value
     return out
 

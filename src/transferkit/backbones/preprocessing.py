@@ -85,6 +85,26 @@ class Preprocessing:
             T.Normalize(self.mean, self.std),
         ])
 
+    def arrays_to_pixels(self, images: np.ndarray):
+        """uint8 arrays (N, H, W) or (N, H, W, 3) -> (N, 3, S, S) floats in [0, 1].
+
+        For in-memory data sets whose images are already framed (Fashion-MNIST): resized
+        straight to ``input_size`` (bilinear, antialiased), no centre crop, since cropping a
+        28 px item would cut it.
+        """
+        import torch
+
+        batch = torch.from_numpy(np.asarray(images)).float() / 255.0
+        batch = batch.unsqueeze(1).expand(-1, 3, -1, -1) if batch.ndim == 3 \
+            else batch.permute(0, 3, 1, 2)
+        size = (self.input_size, self.input_size)
+        return torch.nn.functional.interpolate(batch, size=size, mode="bilinear",
+                                               align_corners=False, antialias=True)
+
+    def arrays_to_batch(self, images: np.ndarray):
+        """:meth:`arrays_to_pixels`, normalised: the model's input for in-memory arrays."""
+        return self.normalize(self.arrays_to_pixels(images))
+
     def normalize(self, batch, inplace: bool = False):
         """(N, 3, H, W) floats in [0, 1] -> normalised, the arithmetic of ``eval_transform``."""
         import torch

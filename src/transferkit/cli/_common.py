@@ -9,31 +9,30 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from transferkit.errors import TransferkitError
 
 F = TypeVar("F", bound=Callable)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-USER_ERRORS = (FileNotFoundError, ValueError, KeyError, PermissionError, IsADirectoryError)
+# What a user's input can cause: transferkit's own errors, and bad paths or values. Anything
+# else (KeyError, TypeError, ...) is a bug and keeps its traceback.
+USER_ERRORS = (TransferkitError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+               PermissionError, ValueError)
 
 
 def friendly_errors(func: F) -> F:
-    """Expected user mistakes print ``error: <file>: <reason>`` instead of a traceback."""
+    """Expected user mistakes print ``error: <file>: <reason>`` and exit 2, not a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[red]error:[/red] {message}", highlight=False)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
-        except Exception as exc:
-            if type(exc).__name__ in {"ImageLoadError", "IncompatibleModelError",
-                                      "MissingWeightsError"}:
-                err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-                raise typer.Exit(2) from None
-            raise
 
     return wrapper  # type: ignore[return-value]
 

@@ -50,7 +50,7 @@ def train(
 @ae_app.command("report")
 @friendly_errors
 def report(
-    output: Path = typer.Option(Path("ae-report"), "--output", "-o"),
+    output: Path = typer.Option(Path("out/ae-report"), "--output", "-o"),
     train_size: int = typer.Option(12000, min=100),
     test_size: int = typer.Option(2000, min=10),
     bottleneck: int = typer.Option(32, min=1),
@@ -72,7 +72,7 @@ def _pick(image: Path | None, index: int):
     from transferkit.data import load_fashion_mnist
 
     if image is not None:
-        from transferkit.autoencoders._base import load_gray_images
+        from transferkit.autoencoders import load_gray_images
 
         _, arrays, failures = load_gray_images([image], 28)
         if failures:
@@ -86,7 +86,7 @@ def _pick(image: Path | None, index: int):
 @friendly_errors
 def interpolate(
     model_dir: Path = typer.Argument(..., help="Saved autoencoder directory."),
-    output: Path = typer.Option(Path("interpolation.png"), "--output", "-o"),
+    output: Path = typer.Option(Path("out/interpolation.png"), "--output", "-o"),
     image_a: Path | None = typer.Option(None, "--a", help="First image file."),
     image_b: Path | None = typer.Option(None, "--b", help="Second image file."),
     index_a: int = typer.Option(0, help="Fashion-MNIST test index when --a is not given."),

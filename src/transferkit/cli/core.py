@@ -68,11 +68,11 @@ def embed(
     image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
-    # -- speed (issue 7): `embed --engine onnx|torch|ray` -----------------------------------
+    # -- speed: `embed --engine onnx|torch|ray` ---------------------------------------------
     engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime when installed), "
                                "onnx, torch, or ray (Ray Data; cluster from RAY_ADDRESS)."),
     threads: int | None = typer.Option(None, help="Model threads (default: all cores)."),
-    # -- text (issue 8): `embed --text FILE.csv|.txt` --------------------------------------
+    # -- texts instead of images: `embed --text FILE.csv|.txt` -----------------------------
     text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
                                      "line) or .csv file instead of images (rows: FILE:LINE)."),
     encoder: str = typer.Option("minilm", "--encoder", help="Text encoder: minilm or tfidf."),

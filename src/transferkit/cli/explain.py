@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def visualize(
     target: str = typer.Argument(..., help="class:tabby | layer:blocks.4 | channel:blocks.4:12 "
                                  "| neuron:blocks.4:12 (a bare word is a class)."),
-    output: Path = typer.Option(Path("visualization.png"), "--output", "-o"),
+    output: Path = typer.Option(Path("out/visualization.png"), "--output", "-o"),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     steps: int = typer.Option(64, min=1),
     size: int = typer.Option(128, min=16, help="Resolution of the image parameterisation."),
@@ -49,7 +49,7 @@ def top_images(
     source: Path | None = typer.Argument(None, help="Folder of images (default: Fashion-MNIST)."),
     fashion_mnist: int = typer.Option(2000, help="Fashion-MNIST test images when no folder."),
     k: int = typer.Option(9, "--top-k", "-k", min=1),
-    output: Path = typer.Option(Path("top-images.png"), "--output", "-o"),
+    output: Path = typer.Option(Path("out/top-images.png"), "--output", "-o"),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     image_size: int = typer.Option(96, help="Network input size for Fashion-MNIST arrays."),
 ) -> None:
@@ -81,7 +81,7 @@ def attack(
     eps: str = typer.Option("8/255", help="L-inf budget in [0,1] pixels: 0.03, 8/255 or 8."),
     steps: int = typer.Option(20, min=1, help="PGD iterations."),
     step_size: float | None = typer.Option(None, help="PGD step (default eps/4)."),
-    output: Path = typer.Option(Path("attack"), "--output", "-o", help="Directory for PNGs."),
+    output: Path = typer.Option(Path("out/attack"), "--output", "-o", help="Directory for PNGs."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
 ) -> None:
     """Adversarial example: FGSM/PGD, targeted or not; saves original, adversarial and

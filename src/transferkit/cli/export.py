@@ -30,12 +30,12 @@ def export(
     import numpy as np
     import torch
 
-    from transferkit.inference import OnnxBackbone, export_backbone, export_transfer_model
+    from transferkit.runtime import OnnxBackbone, export_backbone
 
     if _is_transfer_model(source):
-        from transferkit.train import load_model
+        from transferkit.train import TransferModel, export_transfer_model
 
-        model = load_model(source)
+        model = TransferModel.load(source)
         backbone = model.backbones[0]
         path, head_included = export_transfer_model(model, output)
         what = "backbone + head" if head_included else "backbone only"

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from transferkit.cli._common import console, friendly_errors, report_failures
+from transferkit.errors import NotInIndexError
 
 index_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="Build and edit a persistent similar-image index (one file).")
@@ -43,7 +44,7 @@ def build(
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
     chunk_size: int = typer.Option(1024, min=1, help="Images decoded per chunk (memory bound)."),
-    # -- text (issue 8): `index build --text FILE.csv|.txt -o INDEX` ---------------------------
+    # -- texts instead of images: `index build --text FILE.csv|.txt -o INDEX` ------------------
     text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
                                                           "line) or .csv file instead of images."),
     encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
@@ -129,7 +130,7 @@ def remove(
     paths = [i for i in ids if not i.lstrip("-").isdigit()]
     missing = [i for i in numeric if i not in index.index]
     if missing:
-        raise KeyError(f"{index_path}: ids not in the index: {missing[:10]}")
+        raise NotInIndexError(f"{index_path}: ids not in the index: {missing[:10]}")
     removed = index.remove(numeric + [index.id_of(p) for p in paths])
     index.save()
     _print(f"removed {removed}; index now holds {len(index)} "
@@ -178,7 +179,7 @@ def search(
     ef_search: int | None = typer.Option(None, help="Override the index's efSearch."),
     sheet: Path | None = typer.Option(None, "--sheet", help="Also save a contact-sheet PNG."),
     as_json: bool = typer.Option(False, "--json"),
-    # -- text (issue 8): `search TEXT_INDEX --text "query"` ------------------------------------
+    # -- texts instead of images: `search TEXT_INDEX --text "query"` ---------------------------
     text: list[str] | None = typer.Option(None, "--text", help="Query a text index with this "
                                                                "text (repeatable)."),
 ) -> None:

@@ -1,4 +1,4 @@
-"""Text pieces of the CLI (issue 8).
+"""Text pieces of the CLI.
 
 ``text-encoders`` lists the encoders. The ``--text`` branches of ``embed``, ``index build``,
 ``search``, ``train`` and ``predict`` call the ``run_*`` functions below, so the image
@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from transferkit.cli._common import console, err_console, friendly_errors, report_failures
+from transferkit.errors import NotInIndexError
 
 ENCODER_HELP = "Text encoder: minilm (pretrained sentence model, 384-d) or tfidf."
 
@@ -101,7 +102,7 @@ def run_index_remove_text(index_path: Path, ids_or_texts: list[str]) -> None:
         else:
             missing.append(entry)
     if missing:
-        raise KeyError(f"{index_path}: not in the index (ids or exact texts): "
+        raise NotInIndexError(f"{index_path}: not in the index (ids or exact texts): "
                        f"{[m[:60] for m in missing[:10]]}")
     removed = index.remove(ids)
     index.save()

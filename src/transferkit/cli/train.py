@@ -42,7 +42,7 @@ def train(
     data: Path = typer.Argument(..., help="Folder with one sub-folder per class (optionally "
                                           "inside train/ val/ test/), or a CSV "
                                           "path,label[,split]."),
-    output: Path = typer.Option(Path("model"), "--output", "-o", help="Model directory."),
+    output: Path = typer.Option(Path("out/model"), "--output", "-o", help="Model directory."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     strategy: str = typer.Option("logreg", "--strategy", "-s",
                                  help="linear, mlp, logreg, random_forest, gradient_boosting, "

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from transferkit.errors import ImageLoadError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm"})
 # ~ a 16k x 11k photo; beyond this a single image would take gigabytes once decoded.
@@ -25,11 +27,6 @@ ORIENTATION_TAG = 0x0112  # EXIF "Orientation"
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageLoadError(Exception):
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:

@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 
 from transferkit.backbones import Backbone, Preprocessing
-from transferkit.features import Embeddings, resolve_backbone
+from transferkit.features import Embeddings, decode_or_reason, normalize_pixels, resolve_backbone
+from transferkit.runtime import (
+    ENGINES,
+    OnnxBackbone,
+    choose_engine,
+    export_cached,
+    make_runner,
+    session_runner,
+)
+from transferkit.utils import available_cores
 
 DECODE_MEMORY = 768 * 1024 ** 2  # a worker with torch imported + a batch of photos
 
@@ -37,8 +46,6 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str
         if address:
             ray.init(address=address, **options)
         else:
-            from transferkit.inference import available_cores
-
             ray.init(num_cpus=num_cpus or available_cores(),
                      object_store_memory=512 * 1024 ** 2,
                      runtime_env={"env_vars": _worker_env()}, **options)
@@ -53,8 +60,6 @@ def _worker_env() -> dict[str, str]:
 def decode_batch(batch: dict[str, np.ndarray], preprocessing: dict[str, Any]
                  ) -> dict[str, np.ndarray]:
     """Ray task: paths -> uint8 pixels; a bad file keeps its row with ``ok=False`` + reason."""
-    from transferkit.features.pipeline import decode_or_reason
-
     prep = Preprocessing.from_dict(preprocessing)
     resize = prep.resize_crop()
     results = [decode_or_reason(str(p), prep, resize) for p in batch["path"]]
@@ -75,36 +80,18 @@ class BatchEmbedder:
 
     def __init__(self, engine: str, model: bytes | Backbone, preprocessing: dict[str, Any],
                  num_features: int, threads: int = 1) -> None:
-        from transferkit.features.pipeline import normalize_pixels
-
         self.prep = Preprocessing.from_dict(preprocessing)
         self.num_features = num_features
-        self._normalize = normalize_pixels
-        if engine == "onnx":
-            from transferkit.inference import OnnxBackbone
-
-            session = OnnxBackbone(model, threads=threads)
-            self.channels_last = False
-            self._run = lambda x: session.embed(x).numpy()
-        else:
-            import torch
-
-            torch.set_num_threads(threads)
-            backbone = model.eval().to(memory_format=torch.channels_last)
-            self.channels_last = True
-
-            def run(x):
-                with torch.inference_mode():
-                    return backbone.embed(x).float().numpy()
-
-            self._run = run
+        # The same runners as the single-process path; ONNX arrives as bytes (no file here).
+        self.runner = (session_runner(OnnxBackbone(model, threads=threads)) if engine == "onnx"
+                       else make_runner(engine, model, threads))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = np.asarray(batch["ok"], dtype=bool)
         vectors = np.zeros((len(ok), self.num_features), dtype=np.float32)
         if ok.any():
-            x = self._normalize(batch["pixels"][ok], self.prep, self.channels_last)
-            vectors[ok] = self._run(x)
+            x = normalize_pixels(batch["pixels"][ok], self.prep, self.runner.channels_last)
+            vectors[ok] = self.runner.embed(x)
         return {"index": batch["index"], "embedding": vectors, "ok": ok,
                 "reason": batch["reason"]}
 
@@ -120,18 +107,16 @@ def embed_paths_ray(paths: Sequence[str | os.PathLike],
     Every worker must see the files at the same paths (shared storage) and have transferkit
     installed. ``actors`` model replicas (default: 3/4 of the cluster's CPUs, the rest
     decode), each using ``cpus_per_actor`` threads. ``engine``: ``onnx``, ``torch`` or
-    ``auto`` (ONNX when installed).
+    ``auto`` (the same rule as single-process embedding: ONNX when installed and the job is
+    big enough).
     """
     import ray
 
-    from transferkit.inference import export_cached, onnx_available
-
-    if engine not in ("auto", "onnx", "torch"):
-        raise ValueError(f"ray engine runs the model with 'onnx' or 'torch', got {engine!r}")
     model = resolve_backbone(backbone, image_size)
-    if engine == "auto":
-        engine = "onnx" if onnx_available() else "torch"
     paths = [Path(p) for p in paths]
+    engine = choose_engine(engine, model, len(paths))
+    if engine not in ("onnx", "torch"):
+        raise ValueError(f"ray engine runs the model with 'onnx' or 'torch', got {engine!r}")
     if not paths:
         return Embeddings([], np.zeros((0, model.num_features), np.float32), model.spec())
     payload = export_cached(model).read_bytes() if engine == "onnx" else model.eval()
@@ -176,3 +161,15 @@ def _collect(ds, paths: list[Path], spec: dict[str, Any], dim: int,
     failures = [(str(paths[i]), str(reasons[i])) for i in np.flatnonzero(~ok)]
     kept_labels = [labels[i] for i in kept] if labels is not None else None
     return Embeddings([str(paths[i]) for i in kept], vectors[kept], spec, kept_labels, failures)
+
+
+ENGINES.register("ray", embed_paths_ray, runs="files", available=lambda: _ray_installed(),
+                 extra="distributed",
+                 description="Ray Data: decode tasks + model actors, local or a cluster "
+                             "(RAY_ADDRESS)")
+
+
+def _ray_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None

@@ -174,10 +174,7 @@ def attack(backbone: Backbone, image: Image.Image | str | os.PathLike,
     if not isinstance(image, Image.Image):
         image = load_image(image)
     prep = backbone.preprocessing
-    w, h = image.size
-    short = prep.resize_size
-    size = (short, max(short, round(h * short / w))) if w <= h else \
-        (max(short, round(w * short / h)), short)
+    size = prep.resize_crop().resized_size(*image.size)  # the eval resize, before its crop
     original = image.convert("RGB").resize(size, prep.pil_interpolation)
     model = PixelModel(backbone)
     full = _pil_to_tensor(original)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from transferkit.backbones import Backbone
@@ -66,12 +65,9 @@ def _batches_from_files(paths: Sequence[Path], backbone: Backbone, batch_size: i
                [(e.path, e.reason) for e in bad])
 
 
-def _batches_from_arrays(images: np.ndarray, size: int, batch_size: int):
+def _batches_from_arrays(images: np.ndarray, prep, batch_size: int):
     for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(np.asarray(images[start:start + batch_size])).float() / 255.0
-        chunk = chunk.unsqueeze(1).expand(-1, 3, -1, -1) if chunk.ndim == 3 \
-            else chunk.permute(0, 3, 1, 2)
-        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False)
+        chunk = prep.arrays_to_pixels(images[start:start + batch_size])
         yield [f"#{start + i}" for i in range(len(chunk))], chunk, []
 
 
@@ -85,8 +81,8 @@ def top_activating(backbone: Backbone, images: str | os.PathLike | np.ndarray, l
 
     model = PixelModel(backbone)
     if isinstance(images, np.ndarray):
-        size = image_size or backbone.preprocessing.input_size
-        batches = _batches_from_arrays(images, size, batch_size)
+        prep = backbone.with_image_size(image_size).preprocessing
+        batches = _batches_from_arrays(images, prep, batch_size)
         total = -(-len(images) // batch_size)
     else:
         files = list_images(images)

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ class Embeddings:
 
     ``failures`` lists inputs that were skipped, each with its reason.
     """
+
+    FORMAT: ClassVar[str] = FORMAT
 
     paths: list[str]
     vectors: np.ndarray

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from transferkit.backbones import Preprocessing
-from transferkit.backbones.preprocessing import ResizeCenterCrop
-from transferkit.data import ImageLoadError, load_image
+from transferkit.backbones import Preprocessing, ResizeCenterCrop
+from transferkit.data import load_image
+from transferkit.errors import ImageLoadError
 
 
 @dataclass

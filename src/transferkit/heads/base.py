@@ -6,10 +6,21 @@ safetensors + JSON and loaded back without unpickling anything.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+
+from transferkit.errors import check_is_fitted
+from transferkit.utils import Registry, atomic_path, read_manifest, write_manifest
+
+FORMAT = "transferkit-head/1"
+MANIFEST = "head.json"
+# Every head class, by its ``kind``; ``make_head(kind, **params)`` builds one and
+# ``ArrayHead.load`` finds the class of a saved one here.
+HEADS: Registry[ArrayHead] = Registry("head")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -58,8 +69,7 @@ class ArrayHead(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     def _check_input(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "classes_"):
-            raise ValueError(f"{type(self).__name__} is not fitted yet; call fit first")
+        check_is_fitted(self, "classes_")
         X = as_features(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"head expects {self.n_features_in_} features, got {X.shape[1]}")
@@ -72,7 +82,8 @@ class ArrayHead(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)  # checks fitted state first
+        return self.classes_[best]
 
     # -- persistence ------------------------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -89,3 +100,42 @@ class ArrayHead(ClassifierMixin, BaseEstimator):
     def _restore_base(self, meta: dict[str, Any]) -> None:
         self.classes_ = np.asarray(meta["classes"])
         self.n_features_in_ = int(meta["n_features_in"])
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the fitted head as ``head.safetensors`` + ``head.json`` (atomically; never
+        pickle)."""
+        from safetensors.numpy import save_file
+
+        check_is_fitted(self, "classes_")
+        arrays, meta = self.to_arrays()
+        directory = Path(directory)
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                      str(tmp / "head.safetensors"))
+            write_manifest(tmp, MANIFEST, FORMAT, {"kind": self.kind, **meta},
+                           default=_json_default)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ArrayHead:
+        """Rebuild a head written by :meth:`save`; ``ArrayHead.load`` opens any kind."""
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        meta = read_manifest(directory, MANIFEST, "head", FORMAT)
+        kind = meta.get("kind")
+        if kind not in HEADS:
+            raise ValueError(f"{directory / MANIFEST}: unknown head kind {kind!r}")
+        head_cls = HEADS.get(kind).factory
+        if not issubclass(head_cls, cls):
+            raise ValueError(f"{directory}: holds a {kind} head, not a {cls.__name__}")
+        head = head_cls(**meta.get("params", {}))
+        head._set_arrays(load_file(str(directory / "head.safetensors")), meta)
+        return head
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -4,7 +4,6 @@
 adds the image model so queries are embedded exactly like the indexed files.
 """
 
-from transferkit.features.compat import IncompatibleModelError, describe_spec, ensure_compatible
 from transferkit.search.dedupe import (
     DEFAULT_THRESHOLD,
     DuplicateGroup,
@@ -21,6 +20,7 @@ from transferkit.search.image_index import (
 )
 from transferkit.search.sheet import contact_sheet
 from transferkit.search.vector_index import METHODS, METRICS, VectorIndex
+from transferkit.spec import IncompatibleModelError, describe_spec, ensure_compatible
 
 __all__ = [
     "VectorIndex", "ImageIndex", "SearchHit", "build_index", "backbone_from_spec", "image_spec",

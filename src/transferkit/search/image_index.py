@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.features.compat import IncompatibleModelError, describe_spec, ensure_compatible
+from transferkit.backbones import Backbone
+from transferkit.data import list_images
+from transferkit.errors import ImageLoadError, IncompatibleModelError, NotInIndexError
+from transferkit.features import Embeddings, embed_images, embed_paths, resolve_backbone
 from transferkit.search.vector_index import VectorIndex
+from transferkit.spec import describe_spec, ensure_compatible
+from transferkit.utils import progress
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -37,23 +42,9 @@ def image_spec(backbone) -> dict[str, Any]:
     return {**backbone.spec(), "kind": "image"}
 
 
-def backbone_from_spec(spec: dict[str, Any]):
+def backbone_from_spec(spec: dict[str, Any]) -> Backbone:
     """Recreate the backbone an index was built with, and prove it is the same one."""
-    from transferkit.backbones import Preprocessing, create
-
-    source = str(spec.get("source", ""))
-    if source.startswith("dir:"):
-        model = create(source[4:])
-    elif source.startswith("timm+"):
-        model = create(spec["arch"], checkpoint=source[5:])
-    elif source == "pip" or spec.get("name"):
-        model = create(spec["name"])
-    else:
-        raise ValueError(f"cannot recreate the model {describe_spec(spec)} from its spec")
-    if spec.get("preprocessing"):
-        model.with_preprocessing(Preprocessing.from_dict(spec["preprocessing"]))
-    ensure_compatible(spec, image_spec(model), where=f"model {source or spec.get('name')}")
-    return model
+    return Backbone.from_spec(spec, where=f"model {spec.get('source') or spec.get('name')}")
 
 
 def _norm(path: str | os.PathLike) -> str:
@@ -130,7 +121,7 @@ class ImageIndex:
         try:
             return self._path_lookup()[_norm(path)]
         except KeyError:
-            raise KeyError(f"{path}: not in the index") from None
+            raise NotInIndexError(f"{path}: not in the index") from None
 
     # -- changes ---------------------------------------------------------------------------
     def add_embeddings(self, embeddings) -> np.ndarray:
@@ -195,31 +186,16 @@ class ImageIndex:
     def search_images(self, images: Sequence, k: int = 10, backbone=None
                       ) -> list[list[SearchHit]]:
         """PIL images in, ``k`` hits each out. ``backbone`` defaults to the index's own."""
-        import torch
-
-        from transferkit.data import to_rgb
-        from transferkit.features import preprocess_images
-
         model = self.backbone if backbone is None else backbone
-        spec = image_spec(model)
-        ensure_compatible(self.spec, spec, where=self._where())
+        ensure_compatible(self.spec, image_spec(model), where=self._where())
         if not len(images):
             return []
-        vectors = []
-        with torch.inference_mode():
-            model.eval()
-            for start in range(0, len(images), 32):
-                batch = preprocess_images([to_rgb(im) for im in images[start:start + 32]], model)
-                vectors.append(model.embed(batch).float().numpy())
-        return self.search_vectors(np.concatenate(vectors), k)
+        return self.search_vectors(embed_images(images, model), k)
 
     def search_paths(self, paths: Sequence[str | os.PathLike], k: int = 10,
                      batch_size: int = 32) -> list[list[SearchHit]]:
         """Image files in (embedded by the same file pipeline as the index); an unreadable
         query raises :class:`~transferkit.data.ImageLoadError`."""
-        from transferkit.data import ImageLoadError
-        from transferkit.features import embed_paths
-
         if not len(paths):
             return []
         for p in paths:
@@ -263,9 +239,6 @@ def _with_kind(spec: dict[str, Any] | None) -> dict[str, Any]:
 def _embed_chunks(paths: Sequence[str], backbone, batch_size: int, num_workers: int | None,
                   chunk_size: int, callback: ProgressCallback | None) -> Iterator:
     """Embed in chunks so only one chunk of decoded images is alive at any time."""
-    from transferkit.features import embed_paths
-    from transferkit.utils import progress
-
     starts = range(0, len(paths), max(1, chunk_size))
     done = 0
     for start in progress(starts, desc=f"index ({backbone.name})", unit="chunk"):
@@ -279,8 +252,6 @@ def _embed_chunks(paths: Sequence[str], backbone, batch_size: int, num_workers: 
 
 
 def _list_sources(source) -> list[str]:
-    from transferkit.data import list_images
-
     items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     files: list[str] = []
     for item in items:
@@ -309,8 +280,6 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
     the whole build succeeded (temp file + rename), so a crash keeps the previous index.
     ``callback(done, total)`` runs after each chunk; raising from it aborts the build.
     """
-    from transferkit.features import Embeddings, resolve_backbone
-
     params = dict(metric=metric, method=method, M=M, ef_construction=ef_construction,
                   ef_search=ef_search)
     if output is not None and Path(output).is_dir():  # fail before hours of embedding

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.features.compat import IncompatibleModelError
+from transferkit.errors import IncompatibleModelError, NotInIndexError
+from transferkit.spec import ensure_compatible
+from transferkit.utils import atomic_path
 
 FORMAT = "transferkit-index/1"
 METRICS = ("cosine", "l2")
@@ -130,7 +132,7 @@ class VectorIndex:
     def item(self, id_: int) -> str:
         pos = self.id_to_pos_.get(int(id_))
         if pos is None:
-            raise KeyError(f"id {id_} is not in the index (never added, or removed)")
+            raise NotInIndexError(f"id {id_} is not in the index (never added, or removed)")
         return self.items_[pos]
 
     def __contains__(self, id_: object) -> bool:
@@ -174,14 +176,15 @@ class VectorIndex:
         return ids
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
-        """Tombstone ``ids`` (unknown ids raise KeyError); rebuild past the threshold.
+        """Tombstone ``ids`` (unknown ones raise NotInIndexError, a KeyError); rebuild past the
+        threshold.
 
         Returns how many were removed.
         """
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
         missing = [i for i in ids if i not in self.id_to_pos_]
         if missing:
-            raise KeyError(f"ids not in the index: {missing[:10]}")
+            raise NotInIndexError(f"ids not in the index: {missing[:10]}")
         for i in set(ids):
             self.dead_[self.id_to_pos_.pop(i)] = True
         self._selector = None
@@ -261,8 +264,6 @@ class VectorIndex:
     # -- identity -----------------------------------------------------------------------
     def check_spec(self, spec: dict[str, Any] | None, where: str = "index") -> None:
         """Raise :class:`IncompatibleModelError` unless ``spec`` embeds like this index."""
-        from transferkit.features.compat import ensure_compatible
-
         ensure_compatible(self.spec, spec, where)
 
     # -- persistence --------------------------------------------------------------------
@@ -275,8 +276,6 @@ class VectorIndex:
     def save(self, path: str | os.PathLike) -> Path:
         """One safetensors file, written to a temp name then renamed: a crash keeps the old one."""
         from safetensors.numpy import save_file
-
-        from transferkit.utils import atomic_path
 
         path = Path(path)
         if path.is_dir():

@@ -18,10 +18,8 @@ import torch
 from PIL import Image
 
 from transferkit.backbones import Backbone, imagenet_labels
-
-
-class ServiceBusy(Exception):
-    """More requests are waiting for the model than the service is willing to queue."""
+from transferkit.errors import ServiceBusy
+from transferkit.features import embed_images, preprocess_images
 
 
 class InferenceEngine:
@@ -92,19 +90,13 @@ class InferenceEngine:
             rows = self.model.predict_images([image], top_k=k)[0]
             return "model", [{"label": str(r["label"]), "probability": float(r["probability"])}
                              for r in rows]
-        from transferkit.features import preprocess_images
-
         pairs = self.backbone.predict_topk(preprocess_images([image], self.backbone), k)[0]
         labels = imagenet_labels()
         return "imagenet", [{"label": labels[i], "index": int(i), "probability": float(p)}
                             for i, p in pairs]
 
-    @torch.inference_mode()
     def embed(self, image: Image.Image) -> list[float]:
-        from transferkit.features import preprocess_images
-
-        vector = self.backbone.embed(preprocess_images([image], self.backbone))[0]
-        return [float(v) for v in vector.float().numpy()]
+        return [float(v) for v in embed_images([image], self.backbone)[0]]
 
     @torch.inference_mode()
     def search(self, image: Image.Image, k: int) -> list[Any]:

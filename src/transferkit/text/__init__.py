@@ -1,4 +1,4 @@
-"""Text encoders behind the same interface as image backbones (issue 8).
+"""Text encoders behind the same interface as image backbones.
 
 ``create_text_encoder("tfidf" | "minilm")`` -> ``.fit(texts)`` (TF-IDF only) ->
 ``.transform(texts)`` float32 rows; ``.spec()`` names the encoder in every saved artefact.
@@ -6,6 +6,7 @@ Plus readers for .txt/.csv and Debian fortunes, text classifiers with the shared
 a text similarity index on the search package's ``VectorIndex``.
 """
 
+from transferkit.errors import IncompatibleModelError
 from transferkit.text.datasets import (
     FORTUNE_CATEGORIES,
     FORTUNES_DIR,
@@ -17,7 +18,6 @@ from transferkit.text.datasets import (
 )
 from transferkit.text.embed import embed_texts
 from transferkit.text.encoders import (
-    IncompatibleModelError,
     SentenceEncoder,
     TfidfEncoder,
     minilm_model_dir,

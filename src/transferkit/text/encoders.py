@@ -16,10 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.features.compat import IncompatibleModelError
+from transferkit.errors import IncompatibleModelError, check_is_fitted
+from transferkit.utils import atomic_path, read_manifest, write_manifest
 
 ENCODER_FILE = "text_encoder.json"
 ENCODER_FORMAT = "transferkit-text-encoder/1"
+
+
+def read_encoder_manifest(directory: str | os.PathLike,
+                          encoder: str | None = None) -> dict[str, Any]:
+    """A saved text encoder's manifest; with ``encoder``, refuse another encoder type."""
+    manifest = read_manifest(directory, ENCODER_FILE, "text encoder", ENCODER_FORMAT)
+    if encoder is not None and manifest.get("encoder") != encoder:
+        raise ValueError(f"{Path(directory) / ENCODER_FILE}: a {manifest.get('encoder')!r} "
+                         f"encoder, not {encoder!r}")
+    return manifest
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -92,8 +103,7 @@ class TfidfEncoder:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "vectorizer_"):
-            raise ValueError("TfidfEncoder is not fitted: call fit(texts) or load a saved one")
+        check_is_fitted(self, "vectorizer_")
 
     @property
     def dim(self) -> int:
@@ -136,8 +146,6 @@ class TfidfEncoder:
         """Directory with manifest JSON, vocabulary JSON and idf/SVD arrays (safetensors)."""
         from safetensors.numpy import save_file
 
-        from transferkit.utils import atomic_path
-
         self._check_fitted()
         directory = Path(directory)
         with atomic_path(directory) as tmp:
@@ -147,9 +155,14 @@ class TfidfEncoder:
                 arrays["svd_components"] = self.components_
             save_file(arrays, str(tmp / "tfidf.safetensors"))
             (tmp / "vocabulary.json").write_text(json.dumps(self.vocabulary_))
-            manifest = {"format": ENCODER_FORMAT, "params": self.get_params(), **self.spec()}
-            (tmp / ENCODER_FILE).write_text(json.dumps(manifest, indent=2))
+            write_manifest(tmp, ENCODER_FILE, ENCODER_FORMAT,
+                           {"params": self.get_params(), **self.spec()})
         return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> TfidfEncoder:
+        """A fitted encoder written by :meth:`save`."""
+        return cls._load(Path(directory), read_encoder_manifest(directory, "sklearn-tfidf"))
 
     @classmethod
     def _load(cls, directory: Path, manifest: dict[str, Any]) -> TfidfEncoder:
@@ -327,14 +340,18 @@ class SentenceEncoder:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Only a manifest: the weights stay in their package; load() checks their hash."""
-        from transferkit.utils import atomic_path
-
         directory = Path(directory)
         with atomic_path(directory) as tmp:
             tmp.mkdir()
-            manifest = {"format": ENCODER_FORMAT, "params": self.get_params(), **self.spec()}
-            (tmp / ENCODER_FILE).write_text(json.dumps(manifest, indent=2))
+            write_manifest(tmp, ENCODER_FILE, ENCODER_FORMAT,
+                           {"params": self.get_params(), **self.spec()})
         return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> SentenceEncoder:
+        """An encoder written by :meth:`save`, its installed weights checked by hash."""
+        manifest = read_encoder_manifest(directory, "sentence-transformers")
+        return cls._load_saved(Path(directory), manifest)
 
     @classmethod
     def _load_saved(cls, directory: Path, manifest: dict[str, Any]) -> SentenceEncoder:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from transferkit.errors import IncompatibleModelError
 from transferkit.text.datasets import TextDataset, read_texts
-from transferkit.text.encoders import IncompatibleModelError
 from transferkit.text.registry import TextEncoder, create_text_encoder, encoder_from_spec
 
 

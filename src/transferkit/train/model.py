@@ -14,7 +14,6 @@ load) so a frozen-feature model is a few hundred kB.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -24,12 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferkit.backbones import Backbone, Preprocessing, create
-from transferkit.features.compat import IncompatibleModelError
+from transferkit.backbones import Backbone, Preprocessing
+from transferkit.data import to_rgb
+from transferkit.features import embed_images, embed_paths
 from transferkit.heads import ArrayHead, load_head, save_head
-from transferkit.utils import atomic_path, read_manifest
+from transferkit.train.data import load_labelled
+from transferkit.train.report import classification_metrics, write_report
+from transferkit.utils import atomic_path, read_manifest, write_manifest
 
 FORMAT = "transferkit-model/1"
+MANIFEST = "manifest.json"
 
 
 class TransferModel:
@@ -88,22 +91,11 @@ class TransferModel:
     @torch.inference_mode()
     def predict_proba_images(self, images: Sequence, batch_size: int = 32) -> np.ndarray:
         """Class probabilities (n, len(classes_)) for PIL images."""
-        from transferkit.data import to_rgb
-        from transferkit.features import preprocess_images
-
         images = [to_rgb(img) for img in images]
         if not images:
             return np.zeros((0, len(self.classes_)))
-        features = []
-        for backbone in self.backbones:
-            backbone.eval()
-            chunks = []
-            for start in range(0, len(images), batch_size):
-                batch = preprocess_images(images[start:start + batch_size], backbone)
-                chunks.append(backbone.embed(batch.contiguous(
-                    memory_format=torch.channels_last)).float().numpy())
-            features.append(np.concatenate(chunks))
-        return self._probabilities(features)
+        return self._probabilities([embed_images(images, backbone, batch_size)
+                                    for backbone in self.backbones])
 
     def predict_images(self, images: Sequence, top_k: int = 5) -> list[list[dict[str, Any]]]:
         """Top-k ``[{label, probability}]`` per PIL image, most likely first."""
@@ -128,8 +120,6 @@ class TransferModel:
                        num_workers: int | None = None
                        ) -> tuple[list[np.ndarray], list[str], list[tuple[str, str]]]:
         """-> (features per backbone, readable files they belong to, [(bad file, reason)])."""
-        from transferkit.features import embed_paths
-
         paths = [str(p) for p in paths]
         features, kept, failures = [], None, []
         for backbone in self.backbones:
@@ -181,8 +171,6 @@ class TransferModel:
 
     def labelled(self, data):
         """``data`` (folder, CSV or LabelledImages) loaded, refused if it has unknown labels."""
-        from transferkit.train.data import load_labelled
-
         data = load_labelled(data)
         unknown = sorted(set(data.labels) - set(self.classes_))
         if unknown:
@@ -195,8 +183,6 @@ class TransferModel:
               output: str | os.PathLike | None = None) -> dict[str, Any]:
         """Metrics of ready probabilities (columns in ``classes_`` order) for the ``kept``
         files of labelled ``data``; ``output`` gets report.json and the confusion matrix."""
-        from transferkit.train.report import classification_metrics, write_report
-
         label_of = dict(zip(data.paths, data.labels))
         y_pred = [self.classes_[i] for i in proba.argmax(axis=1)] if len(kept) else []
         metrics = classification_metrics([label_of[p] for p in kept], y_pred, self.classes_)
@@ -226,7 +212,7 @@ class TransferModel:
         if len(store) != len(self.backbones):
             raise ValueError(f"trained_bodies: {len(store)} flags for {len(self.backbones)} "
                              f"backbones")
-        manifest = {**self.manifest, "format": FORMAT, "classes": self.classes_,
+        manifest = {**self.manifest, "classes": self.classes_,
                     "combine": self.combine, "backbones": [], "heads": [],
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         with atomic_path(directory) as tmp:
@@ -243,32 +229,34 @@ class TransferModel:
             manifest["backbone"] = self.spec_
             if report_dir is not None and Path(report_dir).is_dir():
                 shutil.copytree(report_dir, tmp / "report")
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            write_manifest(tmp, MANIFEST, FORMAT, manifest)
         self.directory = directory
-        self.manifest = manifest
+        self.manifest = {"format": FORMAT, **manifest}
         return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> TransferModel:
+        """Rebuild a model from its directory (no pickle anywhere); pretrained bodies are
+        recreated from their recorded spec and checked to be the same weights."""
+        directory = Path(directory)
+        manifest = read_manifest(directory, MANIFEST, "transferkit model", FORMAT)
+        backbones = []
+        for entry in manifest["backbones"]:
+            spec = entry["spec"]
+            if entry.get("stored"):
+                backbone = Backbone.load(directory / entry["stored"]).with_preprocessing(
+                    Preprocessing.from_dict(spec["preprocessing"]))
+            else:
+                backbone = Backbone.from_spec(spec, where=str(directory))
+            backbones.append(backbone.eval().to(memory_format=torch.channels_last))
+        heads = [load_head(directory / name) for name in manifest["heads"]]
+        return cls(backbones, heads, manifest["classes"], manifest["combine"], manifest,
+                   directory)
 
 
 def load_model(directory: str | os.PathLike) -> TransferModel:
-    """Rebuild a :class:`TransferModel` from its directory (no pickle anywhere)."""
-    directory = Path(directory)
-    manifest = read_manifest(directory, "manifest.json", "transferkit model", FORMAT)
-    backbones = []
-    for entry in manifest["backbones"]:
-        spec = entry["spec"]
-        if entry.get("stored"):
-            backbone = create(str(directory / entry["stored"]))
-        else:
-            backbone = create(spec["name"])
-            if backbone.weights_id != spec["weights_id"]:
-                raise IncompatibleModelError(
-                    f"{directory}: trained on {spec['name']} weights {spec['weights_id']}, "
-                    f"but the installed weights are {backbone.weights_id}")
-        backbone.with_preprocessing(Preprocessing.from_dict(spec["preprocessing"]))
-        backbones.append(backbone.eval().to(memory_format=torch.channels_last))
-    heads = [load_head(directory / name) for name in manifest["heads"]]
-    return TransferModel(backbones, heads, manifest["classes"], manifest["combine"], manifest,
-                         directory)
+    """Rebuild a :class:`TransferModel` from its directory (same as ``TransferModel.load``)."""
+    return TransferModel.load(directory)
 
 
 def ensemble_models(models: Sequence[TransferModel]) -> TransferModel:

@@ -1,7 +1,7 @@
 """Export a backbone (or backbone + head) to one ONNX file that carries its own identity.
 
 The file's metadata holds the backbone ``spec()`` (name, weights, preprocessing), the output
-names and class names, so :class:`~transferkit.inference.OnnxBackbone` can embed inputs exactly
+names and class names, so :class:`~transferkit.runtime.OnnxBackbone` can embed inputs exactly
 the way the PyTorch model would without any other file.
 """
 

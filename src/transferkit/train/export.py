@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transferkit.inference.export import export_module
+from transferkit.runtime import export_module
 
 
 class _Standardised(nn.Module):
@@ -65,9 +65,9 @@ def export_transfer_model(model, path: str | os.PathLike) -> tuple[Path, bool]:
     Only single-backbone models are supported (an ensemble would be one graph per member).
     """
     if isinstance(model, (str, os.PathLike)):
-        from transferkit.train import load_model
+        from transferkit.train.model import TransferModel
 
-        model = load_model(model)
+        model = TransferModel.load(model)
     if len(model.backbones) != 1 or len(model.heads) != 1:
         raise ValueError(f"{getattr(model, 'directory', 'model')}: ONNX export supports one "
                          f"backbone and one head, this model has {len(model.backbones)} "

@@ -1,29 +1,29 @@
-"""Refusing inputs embedded differently from the artefact they meet.
+"""A model's identity (its ``spec``) and refusing inputs embedded differently.
 
-An index, a trained head or a text model only makes sense for vectors from the model (and
-preprocessing) that built it; neighbours or predictions would otherwise be silently wrong.
+Every artefact records the ``spec()`` of the model that made its vectors: name, weights,
+preprocessing and kind. An index, a trained head or a text model only makes sense for
+vectors from that same model; neighbours or predictions would otherwise be silently wrong.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from transferkit.errors import IncompatibleModelError
+
 # What decides how an input becomes a vector; ``source`` (pip, dir:…) does not change it.
 IDENTITY_KEYS = ("kind", "name", "arch", "weights_id", "num_features", "preprocessing")
 
 
-class IncompatibleModelError(ValueError):
-    """An input was (or would be) embedded by another model or preprocessing."""
-
-    @classmethod
-    def between(cls, index_spec: dict[str, Any] | None, query_spec: dict[str, Any] | None,
-                where: str = "index") -> IncompatibleModelError:
-        index_spec, query_spec = index_spec or {}, query_spec or {}
-        diff = [k for k in IDENTITY_KEYS if index_spec.get(k) != query_spec.get(k)]
-        return cls(
-            f"{where}: built with {describe_spec(index_spec)} but the query is embedded "
-            f"with {describe_spec(query_spec)} (differs in: {', '.join(diff) or 'spec'}); "
-            f"query with the index's own model, or rebuild the index with the new one")
+def incompatible(index_spec: dict[str, Any] | None, query_spec: dict[str, Any] | None,
+                 where: str = "index") -> IncompatibleModelError:
+    """The error for a query embedded unlike the artefact: both models named, and the fix."""
+    index_spec, query_spec = index_spec or {}, query_spec or {}
+    diff = [k for k in IDENTITY_KEYS if index_spec.get(k) != query_spec.get(k)]
+    return IncompatibleModelError(
+        f"{where}: built with {describe_spec(index_spec)} but the query is embedded "
+        f"with {describe_spec(query_spec)} (differs in: {', '.join(diff) or 'spec'}); "
+        f"query with the index's own model, or rebuild the index with the new one")
 
 
 def describe_spec(spec: dict[str, Any] | None) -> str:
@@ -57,4 +57,8 @@ def ensure_compatible(index_spec: dict[str, Any] | None, query_spec: dict[str, A
         if "kind" not in ident and "preprocessing" in ident:
             ident["kind"] = "image"  # a bare backbone spec() is an image model
     if mine != theirs:
-        raise IncompatibleModelError.between(index_spec, query_spec, where)
+        raise incompatible(index_spec, query_spec, where)
+
+
+__all__ = ["IDENTITY_KEYS", "IncompatibleModelError", "describe_spec", "ensure_compatible",
+           "identity", "incompatible"]

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from transferkit.backbones import Preprocessing
-from transferkit.inference.export import FORMAT, METADATA_KEY
-from transferkit.inference.threads import inference_threads
+from transferkit.runtime.onnx_export import FORMAT, METADATA_KEY
+from transferkit.utils import inference_threads
 
 
 def session_options(threads: int | None = None, spinning: bool = False):

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 
-from transferkit.inference.export import FORMAT, OPSET, export_backbone
-from transferkit.inference.runtime import OnnxBackbone
-from transferkit.inference.threads import inference_threads
-from transferkit.utils import cache_dir
+from transferkit.runtime.onnx_export import FORMAT, OPSET, export_backbone
+from transferkit.runtime.onnx_session import OnnxBackbone
+from transferkit.utils import cache_dir, inference_threads
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -1,0 +1,92 @@
+"""Every error transferkit raises on purpose, under one base class.
+
+Catch :class:`TransferkitError` to handle any of them (the CLI turns them into one line and
+exit code 2). Each class also derives from the builtin a caller would expect (``ValueError``
+for bad values, ``KeyError`` for missing ids, ...) so existing ``except`` clauses keep working.
+Messages name the file or object and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = [
+    "TransferkitError", "ImageLoadError", "IncompatibleModelError", "MissingWeightsError",
+    "NotFittedError", "UnknownNameError", "InvalidOptionError", "NotInIndexError",
+    "ServiceBusy", "TrainingInterrupted", "check_is_fitted",
+]
+
+
+class TransferkitError(Exception):
+    """Base of every error transferkit raises deliberately (never a bug)."""
+
+
+class ImageLoadError(TransferkitError):
+    """A file could not be read as an image; ``path`` and a one-line ``reason``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # picklable across worker processes with both fields
+        return type(self), (self.path, self.reason)
+
+
+class IncompatibleModelError(TransferkitError, ValueError):
+    """An input was (or would be) embedded by another model or preprocessing."""
+
+
+class MissingWeightsError(TransferkitError, RuntimeError):
+    """Pretrained weights are not available on this machine; the message says how to get them."""
+
+
+class NotFittedError(TransferkitError, ValueError, AttributeError):
+    """An estimator was used before ``fit`` (or ``load``)."""
+
+
+class UnknownNameError(TransferkitError, ValueError):
+    """A registry was asked for a name it does not hold; the message lists the known ones."""
+
+
+class InvalidOptionError(TransferkitError, ValueError):
+    """A keyword argument or option that the callee does not accept, or a value out of range."""
+
+
+class NotInIndexError(TransferkitError, KeyError):
+    """An id, path or text that an index does not hold."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class ServiceBusy(TransferkitError):
+    """More requests are waiting for the model than the service is willing to queue."""
+
+
+class TrainingInterrupted(TransferkitError):
+    """A run stopped early on purpose (``stop_after_epochs``); its checkpoint allows resuming."""
+
+    def __init__(self, checkpoint: os.PathLike, epoch: int) -> None:
+        self.checkpoint, self.epoch = checkpoint, epoch
+        super().__init__(f"stopped after epoch {epoch}; checkpoint in {checkpoint} "
+                         f"(run again with resume=True / --resume to continue)")
+
+
+def check_is_fitted(estimator: Any, attributes: str | tuple[str, ...] | None = None) -> None:
+    """Raise :class:`NotFittedError` unless ``estimator`` has its learned state.
+
+    ``attributes`` names what ``fit`` sets; without it, any public attribute ending in ``_``
+    counts (scikit-learn's convention).
+    """
+    if isinstance(attributes, str):
+        attributes = (attributes,)
+    if attributes is not None:
+        fitted = all(getattr(estimator, name, None) is not None for name in attributes)
+    else:
+        fitted = any(name.endswith("_") and not name.startswith("_")
+                     for name in vars(estimator))
+    if not fitted:
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet: call fit() "
+                             f"first, or load a saved one")
