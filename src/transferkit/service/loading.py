@@ -1,0 +1,109 @@
+"""Load the model, the image index and the text index at start, and build the service state.
+
+Everything is loaded before the first request, so a bad path fails at start (not on a query)
+and the first request is not slow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from transferkit.backbones import Backbone
+from transferkit.service.engine import InferenceEngine
+from transferkit.service.schemas import IndexInfo, ModelInfo
+from transferkit.service.state import ServiceState
+from transferkit.service.thumbnails import ThumbnailStore
+
+
+def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLike | None,
+               backbone: str | Backbone, text_index_path: str | os.PathLike | None, *,
+               max_upload_bytes: int, max_image_pixels: int, max_pending: int,
+               decode_threads: int) -> ServiceState:
+    """Load what the arguments name and wrap it, with the limits, in a :class:`ServiceState`."""
+    model = _load_model(model_dir) if model_dir is not None else None
+    net = _resolve_backbone(backbone)
+    index = _load_index(index_path, net) if index_path is not None else None
+    text_index = _load_text_index(text_index_path) if text_index_path is not None else None
+    engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
+                             text_index=text_index)
+    thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)))
+              if index is not None else None)
+    return ServiceState(
+        engine=engine, backbone_name=net.name, model_info=_model_info(model, model_dir),
+        index_info=_index_info(index, index_path, thumbs),
+        text_index_info=_text_index_info(text_index, text_index_path), thumbnails=thumbs,
+        max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
+        decode_limiter=anyio.CapacityLimiter(decode_threads))
+
+
+def _load_model(model_dir: str | os.PathLike):
+    from transferkit.train import load_model
+
+    return load_model(model_dir)
+
+
+def _load_text_index(path: str | os.PathLike):
+    """A text index with its encoder loaded now, so the first query is not slow."""
+    from transferkit.text import TextIndex
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: text index not found")
+    index = TextIndex.load(path)
+    _ = index.encoder
+    return index
+
+
+def _load_index(index_path: str | os.PathLike, backbone: Backbone):
+    """Open the index, sharing the service's backbone when it is the one the index was
+    built with; otherwise the index's own model is loaded now (not on the first query)."""
+    from transferkit.search import ImageIndex, IncompatibleModelError
+    from transferkit.text import is_text_index
+
+    path = Path(index_path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: index not found")
+    if is_text_index(path):
+        raise ValueError(f"{path}: is a text index; serve it with --text-index "
+                         f"(create_app(text_index_path=...))")
+    index = ImageIndex.load(path)
+    try:
+        index.set_backbone(backbone)
+    except IncompatibleModelError:
+        _ = index.backbone
+    return index
+
+
+def _resolve_backbone(backbone: str | Backbone) -> Backbone:
+    if isinstance(backbone, Backbone):
+        return backbone
+    from transferkit.backbones import create
+
+    return create(backbone)
+
+
+def _model_info(model: Any | None, model_dir: str | os.PathLike | None) -> ModelInfo | None:
+    if model is None:
+        return None
+    directory = str(getattr(model, "directory", None) or model_dir)
+    spec = getattr(model, "spec_", None) or {}
+    return ModelInfo(directory=directory, classes=[str(c) for c in model.classes_],
+                     backbone=spec.get("name"))
+
+
+def _index_info(index: Any | None, path: str | os.PathLike | None,
+                thumbs: ThumbnailStore | None) -> IndexInfo | None:
+    if index is None or thumbs is None:
+        return None
+    return IndexInfo(path=str(path), size=len(thumbs),
+                     backbone=(getattr(index, "spec", None) or {}).get("name"))
+
+
+def _text_index_info(text_index: Any | None, path: str | os.PathLike | None) -> IndexInfo | None:
+    if text_index is None:
+        return None
+    return IndexInfo(path=str(path), size=len(text_index), backbone=text_index.spec.get("name"))

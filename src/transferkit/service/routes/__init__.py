@@ -1,0 +1,10 @@
+"""The service's routes, one router per concern.
+
+``ROUTERS`` is in the order the routes are matched and listed in the OpenAPI spec.
+"""
+
+from transferkit.service.routes import inference, pages, report, search, thumbnails
+
+ROUTERS = (pages.router, inference.router, search.router, thumbnails.router, report.router)
+
+__all__ = ["ROUTERS"]

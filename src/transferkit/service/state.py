@@ -1,0 +1,36 @@
+"""What every route needs (loaded artefacts and limits), built once and reached by dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request
+
+from transferkit.service.engine import InferenceEngine
+from transferkit.service.schemas import IndexInfo, ModelInfo
+from transferkit.service.thumbnails import ThumbnailStore
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One app's loaded models and limits; routes read it instead of closing over create_app."""
+
+    engine: InferenceEngine
+    backbone_name: str
+    model_info: ModelInfo | None
+    index_info: IndexInfo | None
+    text_index_info: IndexInfo | None
+    thumbnails: ThumbnailStore | None
+    max_upload_bytes: int
+    max_image_pixels: int
+    decode_limiter: anyio.CapacityLimiter
+
+
+async def get_state(request: Request) -> ServiceState:
+    """The state of the app serving ``request``; async so FastAPI needs no thread to call it."""
+    return request.app.state.service
+
+
+ServiceStateDep = Annotated[ServiceState, Depends(get_state)]
