@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from transferkit.backbones import (
+    BACKBONES,
+    Backbone,
     Preprocessing,
     create,
     imagenet_index,
@@ -13,6 +15,7 @@ from transferkit.backbones import (
     list_backbones,
 )
 from transferkit.data import load_image
+from transferkit.errors import IncompatibleModelError, InvalidOptionError, UnknownNameError
 from transferkit.features import preprocess_images
 
 
@@ -120,3 +123,49 @@ def test_imagenet_class_lookup():
     assert "espresso" in imagenet_labels()[imagenet_index("espresso")]
     with pytest.raises(ValueError):
         imagenet_index("no such class anywhere")
+
+
+def test_registered_names_refuse_unknown_options():
+    with pytest.raises(InvalidOptionError, match="does not take drop_rate; it accepts"):
+        create("efficientnet_lite0", drop_rate=0.3)
+    with pytest.raises(UnknownNameError, match="efficientnet_lite0"):
+        BACKBONES.get("lite9")
+
+
+def test_registered_name_with_a_checkpoint_builds_the_registered_architecture(lite0, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "lite0.safetensors"
+    save_file({k: v.contiguous() for k, v in lite0.model.state_dict().items()}, str(path))
+    mine = create("efficientnet_lite0", checkpoint=path)  # timm's own efficientnet_lite0 differs
+    assert mine.arch == "tf_efficientnet_lite0" and mine.name == "efficientnet_lite0"
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(mine.embed(x), lite0.embed(x))
+    again = Backbone.from_spec(mine.spec())
+    assert again.spec() == mine.spec()
+
+
+def test_with_preprocessing_returns_a_copy_that_shares_the_weights(lite0):
+    small = lite0.with_preprocessing(lite0.preprocessing.with_size(64, crop_pct=1.0))
+    assert lite0.preprocessing.input_size == 224 and small.preprocessing.input_size == 64
+    assert small.model is lite0.model
+    assert lite0.with_image_size(None) is lite0
+    assert lite0.with_image_size(96).spec()["preprocessing"]["input_size"] == 96
+
+
+def test_from_spec_refuses_other_weights(lite0):
+    spec = {**lite0.spec(), "weights_id": "imagenet-lukemelas-0000000000000000"}
+    with pytest.raises(IncompatibleModelError, match="differs in: weights_id"):
+        Backbone.from_spec(spec, where="my-model")
+    spec = lite0.with_image_size(64).spec()
+    assert Backbone.from_spec(spec).preprocessing.input_size == 64
+
+
+def test_backbone_load_round_trips_and_names_a_wrong_folder(lite0, tmp_path):
+    body = lite0.with_image_size(96)
+    body.save(tmp_path / "body")
+    again = Backbone.load(tmp_path / "body")
+    assert again.spec()["preprocessing"] == body.spec()["preprocessing"]
+    with pytest.raises(FileNotFoundError, match="not a saved backbone"):
+        Backbone.load(tmp_path)

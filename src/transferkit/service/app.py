@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from transferkit.backbones import Backbone
-from transferkit.service.errors import install_error_handlers
 from transferkit.service.headers import SecurityHeaders
-from transferkit.service.loading import load_state
+from transferkit.service.http_errors import install_error_handlers
 from transferkit.service.routes import ROUTERS
 from transferkit.service.routes.pages import mount_static
+from transferkit.service.startup import load_state
 from transferkit.service.uploads import DEFAULT_MAX_IMAGE_PIXELS, MULTIPART_OVERHEAD, BodySizeLimit
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024

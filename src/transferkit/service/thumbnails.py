@@ -11,10 +11,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
+from transferkit.data import load_image
+from transferkit.errors import ImageLoadError, TransferkitError
+
 THUMBNAIL_SIZES = (64, 96, 128, 160, 256)
 
 
-class ThumbnailNotFound(Exception):
+class ThumbnailNotFound(TransferkitError, LookupError):
     """Unknown id, or the indexed file can no longer be read."""
 
 
@@ -52,7 +55,6 @@ class ThumbnailStore:
     def _render(path: str, size: int) -> bytes:
         from PIL import Image
 
-        from transferkit.data import ImageLoadError, load_image
 
         try:
             image = load_image(path, draft_size=size)

@@ -14,13 +14,16 @@ from fastapi import HTTPException
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from transferkit.data import load_image_bytes
+from transferkit.errors import ImageLoadError, TransferkitError
+
 # A 50-megapixel photo decodes to ~150 MB; beyond that one upload could starve the others.
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 # Room for the multipart envelope (boundaries, part headers) around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-class UploadError(Exception):
+class UploadError(TransferkitError):
     """A client mistake: carries the HTTP status and a one-line reason."""
 
     def __init__(self, status_code: int, message: str) -> None:
@@ -32,8 +35,6 @@ class UploadError(Exception):
 def decode_upload(data: bytes, filename: str = "upload", draft_size: int | None = None,
                   max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
     """Decode uploaded bytes as an RGB image; raise :class:`UploadError` (413/415/400) if not."""
-    from transferkit.data import ImageLoadError, load_image_bytes
-
     name = os.path.basename(filename or "upload")[:120] or "upload"
     if not data:
         raise UploadError(400, f"{name}: empty file (0 bytes)")

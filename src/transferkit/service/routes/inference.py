@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Query, UploadFile
 
-from transferkit.service.errors import UPLOAD_ERRORS
+from transferkit.service.http_errors import UPLOAD_ERRORS
 from transferkit.service.routes.common import IMAGE_FILE, elapsed_ms, image_info, read_image
 from transferkit.service.schemas import EmbedResponse, PredictResponse
 from transferkit.service.state import ServiceStateDep

@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from transferkit.service.errors import error_doc
+from transferkit.service.http_errors import error_doc
 from transferkit.service.schemas import ReportResponse
 from transferkit.service.state import ServiceStateDep
 

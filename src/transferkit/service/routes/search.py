@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile
 
-from transferkit.service.errors import UPLOAD_ERRORS, error_doc
+from transferkit.service.http_errors import UPLOAD_ERRORS, error_doc
 from transferkit.service.routes.common import IMAGE_FILE, elapsed_ms, image_info, read_image
 from transferkit.service.schemas import SearchHit, SearchResponse, TextHit, TextSearchResponse
 from transferkit.service.state import ServiceStateDep

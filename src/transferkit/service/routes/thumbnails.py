@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from transferkit.service.errors import error_doc
+from transferkit.service.http_errors import error_doc
 from transferkit.service.state import ServiceStateDep
 from transferkit.service.thumbnails import THUMBNAIL_SIZES
 

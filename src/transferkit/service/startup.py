@@ -13,10 +13,15 @@ from typing import Any
 import anyio
 
 from transferkit.backbones import Backbone
+from transferkit.errors import IncompatibleModelError
+from transferkit.features import resolve_backbone
+from transferkit.search import ImageIndex
 from transferkit.service.engine import InferenceEngine
 from transferkit.service.schemas import IndexInfo, ModelInfo
 from transferkit.service.state import ServiceState
 from transferkit.service.thumbnails import ThumbnailStore
+from transferkit.text import TextIndex, is_text_index
+from transferkit.train import TransferModel
 
 
 def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLike | None,
@@ -24,8 +29,8 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
                max_upload_bytes: int, max_image_pixels: int, max_pending: int,
                decode_threads: int) -> ServiceState:
     """Load what the arguments name and wrap it, with the limits, in a :class:`ServiceState`."""
-    model = _load_model(model_dir) if model_dir is not None else None
-    net = _resolve_backbone(backbone)
+    model = TransferModel.load(model_dir) if model_dir is not None else None
+    net = resolve_backbone(backbone)
     index = _load_index(index_path, net) if index_path is not None else None
     text_index = _load_text_index(text_index_path) if text_index_path is not None else None
     engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
@@ -40,16 +45,8 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
         decode_limiter=anyio.CapacityLimiter(decode_threads))
 
 
-def _load_model(model_dir: str | os.PathLike):
-    from transferkit.train import load_model
-
-    return load_model(model_dir)
-
-
 def _load_text_index(path: str | os.PathLike):
     """A text index with its encoder loaded now, so the first query is not slow."""
-    from transferkit.text import TextIndex
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: text index not found")
@@ -61,9 +58,6 @@ def _load_text_index(path: str | os.PathLike):
 def _load_index(index_path: str | os.PathLike, backbone: Backbone):
     """Open the index, sharing the service's backbone when it is the one the index was
     built with; otherwise the index's own model is loaded now (not on the first query)."""
-    from transferkit.search import ImageIndex, IncompatibleModelError
-    from transferkit.text import is_text_index
-
     path = Path(index_path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: index not found")
@@ -76,14 +70,6 @@ def _load_index(index_path: str | os.PathLike, backbone: Backbone):
     except IncompatibleModelError:
         _ = index.backbone
     return index
-
-
-def _resolve_backbone(backbone: str | Backbone) -> Backbone:
-    if isinstance(backbone, Backbone):
-        return backbone
-    from transferkit.backbones import create
-
-    return create(backbone)
 
 
 def _model_info(model: Any | None, model_dir: str | os.PathLike | None) -> ModelInfo | None:

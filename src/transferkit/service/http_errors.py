@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from transferkit.service.engine import ServiceBusy
+from transferkit.errors import ServiceBusy
 from transferkit.service.schemas import ErrorResponse
 from transferkit.service.thumbnails import ThumbnailNotFound
 from transferkit.service.uploads import UploadError
