@@ -103,3 +103,17 @@ def test_scratch_via_cli(fashion_mini, tmp_path):
     assert manifest["strategy"] == "scratch"
     assert manifest["backbone"]["weights_id"].startswith("scratch-")
     assert manifest["training"]["bn_policy"].startswith("all BN layers train")
+
+
+def test_cached_trunk_finetune_trains_a_resnet(fashion_mini):
+    from transferkit.backbones import create
+
+    body = create("resnet18", pretrained=False)
+    model = fit(fashion_mini, backbone=body, strategy="finetune", epochs=1, augment=False,
+                unfreeze_blocks=1, **{**TINY, "head_epochs": 0})
+    assert model.manifest["training"]["best_epoch"] == 1  # no probe to beat: the epoch is kept
+    assert model.history_[-1]["phase"] == "body" and model.history_[-1]["train_loss"] > 0
+    tuned, original = model.backbones[0].model.state_dict(), body.model.state_dict()
+    assert not torch.equal(tuned["layer4.1.conv2.weight"], original["layer4.1.conv2.weight"])
+    assert torch.equal(tuned["layer3.1.conv2.weight"], original["layer3.1.conv2.weight"])
+    assert torch.equal(tuned["layer4.1.bn2.running_mean"], original["layer4.1.bn2.running_mean"])

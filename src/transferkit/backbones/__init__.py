@@ -1,5 +1,7 @@
-"""Pretrained image backbones that work offline, with their preprocessing."""
+"""Pretrained image backbones that work offline, with their preprocessing and the
+per-architecture knowledge (block groups, trunk split) that training needs."""
 
+from transferkit.backbones.arch import TrunkSplit, block_names, classifier_name, split_trunk
 from transferkit.backbones.backbone import Backbone, state_dict_id
 from transferkit.backbones.imagenet import imagenet_index, imagenet_labels
 from transferkit.backbones.preprocessing import Preprocessing, ResizeCenterCrop
@@ -13,5 +15,6 @@ from transferkit.backbones.registry import (
 )
 
 __all__ = ["BACKBONES", "Backbone", "Preprocessing", "ResizeCenterCrop", "DEFAULT_BACKBONE",
-           "create", "describe_backbones", "list_backbones", "register_backbone",
-           "imagenet_labels", "imagenet_index", "state_dict_id"]
+           "TrunkSplit", "block_names", "classifier_name", "create", "describe_backbones",
+           "imagenet_index", "imagenet_labels", "list_backbones", "register_backbone",
+           "split_trunk", "state_dict_id"]

@@ -67,10 +67,9 @@ class Backbone(nn.Module):
 
     def block_names(self) -> list[str]:
         """Coarse stages (e.g. ``blocks.0`` … ``blocks.6``), shallow to deep: the unfreeze unit."""
-        info = getattr(self.model, "feature_info", None)
-        if info is not None and hasattr(self.model, "blocks"):
-            return [f"blocks.{i}" for i in range(len(self.model.blocks))]
-        return [n for n, _ in self.model.named_children()]
+        from transferkit.backbones.arch import block_names
+
+        return block_names(self.model)
 
     # -- identity -----------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,6 +19,7 @@ from transferkit.cli._common import (
     print_topk_results,
     report_failures,
 )
+from transferkit.train.finetune import FinetuneConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +43,38 @@ def _parse_params(items: list[str] | None) -> dict:
     return params
 
 
+def _training_options() -> list[inspect.Parameter]:
+    """One option per ``FinetuneConfig`` field, with its default and help: adding a field
+    adds the option. Booleans get ``--x/--no-x``."""
+    types = typing.get_type_hints(FinetuneConfig)
+    options = []
+    for field in dataclasses.fields(FinetuneConfig):
+        if field.default is dataclasses.MISSING:
+            raise TypeError(f"FinetuneConfig.{field.name} needs a plain default to be an option")
+        flag = "--" + field.name.replace("_", "-")
+        names = [f"{flag}/--no-{flag[2:]}"] if types[field.name] is bool else [flag]
+        option = typer.Option(field.default, *names, help=field.metadata.get("help"))
+        options.append(inspect.Parameter(field.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                         default=option, annotation=types[field.name]))
+    return options
+
+
+def _with_training_options(before: str) -> Callable[[Callable], Callable]:
+    """Show typer the training options in place of ``**training_options``, listed before the
+    parameter ``before``; their values arrive in ``training_options``."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        at = next(i for i, p in enumerate(fixed) if p.name == before)
+        command.__signature__ = signature.replace(
+            parameters=fixed[:at] + _training_options() + fixed[at:])
+        return command
+
+    return decorate
+
+
+@_with_training_options(before="text")
 @friendly_errors
 def train(
     data: Path = typer.Argument(..., help="Folder with one sub-folder per class (optionally "
@@ -57,23 +95,12 @@ def train(
     batch_size: int = typer.Option(32, min=1),
     head_param: list[str] | None = typer.Option(None, "--head-param",
                                                 help="KEY=VALUE for the head, repeatable."),
-    epochs: int = typer.Option(8, help="finetune/scratch: body epochs."),
-    head_epochs: int = typer.Option(40, help="finetune: phase-1 head epochs on cached features."),
-    lr: float = typer.Option(3e-4, help="finetune/scratch: head learning rate."),
-    body_lr: float = typer.Option(1e-4, help="finetune: learning rate of unfrozen blocks."),
-    unfreeze_blocks: int = typer.Option(2, help="finetune: last N blocks to train (-1 all)."),
-    augment: bool = typer.Option(True, help="finetune/scratch: flips, crops, jitter, rotation."),
-    patience: int = typer.Option(3, help="Early stopping on validation accuracy."),
-    freeze_bn: bool = typer.Option(True, help="Keep BatchNorm statistics fixed (finetune)."),
-    resume: bool = typer.Option(False, help="Continue from OUTPUT.ckpt after an interruption."),
-    stop_after_epochs: int | None = typer.Option(None, help="Stop (resumably) after N epochs."),
-    max_steps_per_epoch: int | None = typer.Option(None, help="Cap batches per epoch."),
-    # -- text (issue 8): `train DATA.csv --text [--encoder minilm|tfidf]` --------------------
     text: bool = typer.Option(False, "--text", help="DATA is a CSV of texts and labels: train "
                                                     "a text classifier (head = --strategy)."),
     encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
     label_column: str = typer.Option("label", help="With --text: CSV column of the labels."),
+    **training_options: Any,
 ) -> None:
     """Train a classifier on labelled images (or texts with --text); writes model + report."""
     if text:
@@ -85,12 +112,7 @@ def train(
     from transferkit.train import TrainingInterrupted, fit, format_metrics
     from transferkit.train.fit import BODY_STRATEGIES
 
-    knobs = {}
-    if strategy in BODY_STRATEGIES:
-        knobs = dict(epochs=epochs, head_epochs=head_epochs, lr=lr, body_lr=body_lr,
-                     unfreeze_blocks=unfreeze_blocks, augment=augment, patience=patience,
-                     freeze_bn=freeze_bn, resume=resume, stop_after_epochs=stop_after_epochs,
-                     max_steps_per_epoch=max_steps_per_epoch)
+    knobs = training_options if strategy in BODY_STRATEGIES else {}
     try:
         model = fit(data, backbone=backbone, strategy=strategy, output=output,
                     image_size=image_size, val_fraction=val_fraction,
@@ -115,7 +137,6 @@ def predict(
                                                           "model: .txt/.csv files)."),
     top_k: int = typer.Option(3, "--top-k", "-k", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    # -- text (issue 8): `predict TEXT_MODEL --text "..."` -------------------------------------
     text: list[str] | None = typer.Option(None, "--text", help="Text to classify with a text "
                                                                "model (repeatable)."),
 ) -> None:

@@ -18,36 +18,59 @@ accuracy 50% -> 15%). ``freeze_bn=False`` lets BN in unfrozen blocks use batch s
 and update running averages (large data sets, batches >= 32); BN in frozen blocks is in
 inference mode either way. ``scratch`` always trains every BN layer normally.
 
+Without augmentation the frozen trunk's output is computed once and body epochs only run the
+unfrozen top blocks, for every layout ``transferkit.backbones.split_trunk`` knows.
+
 Checkpoints: after every epoch ``<output>.ckpt/`` is replaced atomically with weights,
 best weights, AdamW state tensors and RNG state (safetensors) plus ``state.json``
 (epoch, history, early-stopping counters, config). ``resume=True`` continues exactly where
-the last completed epoch ended; nothing is pickled.
+the last completed epoch ended; nothing is pickled (see ``_checkpoint``).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from transferkit.backbones import Backbone, create
+from transferkit.backbones import Backbone, TrunkSplit, classifier_name, create, split_trunk
 from transferkit.backbones.backbone import state_dict_id
 from transferkit.heads import LinearHead
+from transferkit.train._checkpoint import (
+    Checkpoint,
+    checkpoint_dir,
+    load_checkpoint,
+    restore_optimizer,
+    save_checkpoint,
+)
+from transferkit.train._images import (
+    ImageList,
+    Part,
+    Replayable,
+    Transform,
+    embed_images,
+    image_batches,
+    load_parts,
+    tensor_batches,
+    top_embeddings,
+    train_transform,
+    trunk_outputs,
+)
 from transferkit.train.data import LabelledImages, Split
 from transferkit.train.model import TransferModel
 from transferkit.train.report import classification_metrics, write_report
-from transferkit.utils import atomic_path, progress
+from transferkit.utils import progress
 
 
 class TrainingInterrupted(RuntimeError):
@@ -59,27 +82,40 @@ class TrainingInterrupted(RuntimeError):
                          f"(run again with resume=True / --resume to continue)")
 
 
+def _knob(default: Any, *, help: str) -> Any:
+    """A training knob; ``help`` is what ``transferkit train --help`` shows for its option."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class FinetuneConfig:
-    """Knobs for ``finetune`` / ``scratch`` (all reachable from ``fit`` and the CLI)."""
+    """Knobs for ``finetune`` / ``scratch``: keyword arguments of ``fit`` and, one option per
+    field with the same default and help, of ``transferkit train``."""
 
-    epochs: int = 8                  # body epochs (phase 2), or all epochs for scratch
-    head_epochs: int = 40            # phase 1: linear head on cached frozen features
-    lr: float = 3e-4                 # head learning rate in phase 2 (every layer for scratch)
-    body_lr: float = 1e-4            # unfrozen body blocks; keep it below lr
-    unfreeze_blocks: int = 2         # how many of the last blocks to train (-1: all)
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    dropout: float = 0.2
-    augment: bool = True             # flips, resized crops, colour jitter, small rotations;
-    #                                  False caches the frozen trunk's output (much faster)
-    hflip: bool = True
-    patience: int = 3                # early stopping on validation accuracy
-    freeze_bn: bool = True           # BN running stats fixed (see module docstring)
-    resume: bool = False
-    stop_after_epochs: int | None = None  # simulate an interruption (tests, time budgets)
-    max_steps_per_epoch: int | None = None
-    keep_checkpoint: bool = False
+    epochs: int = _knob(8, help="finetune/scratch: body epochs (phase 2 of finetune, every "
+                                "epoch of scratch).")
+    head_epochs: int = _knob(40, help="finetune: phase-1 epochs of the linear head on cached "
+                                      "frozen features.")
+    lr: float = _knob(3e-4, help="finetune/scratch: head learning rate in phase 2 (every "
+                                 "layer for scratch).")
+    body_lr: float = _knob(1e-4, help="finetune: learning rate of the unfrozen blocks; keep "
+                                      "it below --lr.")
+    unfreeze_blocks: int = _knob(2, help="finetune: last N blocks to train (-1 all).")
+    weight_decay: float = _knob(1e-4, help="finetune/scratch: AdamW weight decay.")
+    label_smoothing: float = _knob(0.1, help="finetune/scratch: label smoothing of the loss "
+                                             "(phase-1 head too).")
+    dropout: float = _knob(0.2, help="finetune/scratch: dropout before the classifier.")
+    augment: bool = _knob(True, help="finetune/scratch: flips, resized crops, colour jitter, "
+                                     "small rotations; --no-augment caches the frozen trunk's "
+                                     "output (much faster).")
+    hflip: bool = _knob(True, help="With augmentation: random horizontal flips (turn off when "
+                                   "mirrored images mean something else).")
+    patience: int = _knob(3, help="Early stopping: epochs without better validation accuracy.")
+    freeze_bn: bool = _knob(True, help="Keep BatchNorm statistics fixed (finetune).")
+    resume: bool = _knob(False, help="Continue from OUTPUT.ckpt after an interruption.")
+    stop_after_epochs: int | None = _knob(None, help="Stop (resumably) after N epochs.")
+    max_steps_per_epoch: int | None = _knob(None, help="Cap batches per epoch.")
+    keep_checkpoint: bool = _knob(False, help="Keep OUTPUT.ckpt after the model is saved.")
 
     @classmethod
     def from_knobs(cls, **knobs: Any) -> FinetuneConfig:
@@ -111,23 +147,15 @@ class FinetuneNet(nn.Module):
 def trainable_body_parameters(backbone: Backbone, unfreeze_blocks: int) -> list[str]:
     """Parameter names of the last ``unfreeze_blocks`` blocks and every layer after them."""
     names = [n for n, _ in backbone.model.named_parameters()]
+    classifier = classifier_name(backbone.model) + "."
     if unfreeze_blocks < 0:
-        return [n for n in names if not n.startswith(_classifier_prefix(backbone))]
+        return [n for n in names if not n.startswith(classifier)]
     if unfreeze_blocks == 0:
         return []
     blocks = backbone.block_names()
     chosen = blocks[-unfreeze_blocks:] if unfreeze_blocks < len(blocks) else blocks
     first = next(i for i, n in enumerate(names) if n.startswith(chosen[0] + "."))
-    return [n for n in names[first:] if not n.startswith(_classifier_prefix(backbone))]
-
-
-def _classifier_prefix(backbone: Backbone) -> str:
-    get = getattr(backbone.model, "get_classifier", None)
-    classifier = get() if get else None
-    for name, module in backbone.model.named_modules():
-        if module is classifier and name:
-            return name + "."
-    return "classifier."
+    return [n for n in names[first:] if not n.startswith(classifier)]
 
 
 def _set_train_mode(net: FinetuneNet, trainable: set[str], freeze_bn: bool) -> None:
@@ -140,305 +168,6 @@ def _set_train_mode(net: FinetuneNet, trainable: set[str], freeze_bn: bool) -> N
                 module.eval()
 
 
-# -- data -------------------------------------------------------------------------------------
-
-def _train_transform(size: int, mean, std, augment: bool, hflip: bool, interpolation):
-    from torchvision import transforms as T
-
-    if not augment:
-        return T.Compose([T.Resize((size, size), interpolation=interpolation), T.ToTensor(),
-                          T.Normalize(mean, std)])
-    steps = [T.RandomResizedCrop(size, scale=(0.6, 1.0), interpolation=interpolation)]
-    if hflip:
-        steps.append(T.RandomHorizontalFlip())
-    steps += [T.RandomApply([T.RandomRotation(12, interpolation=T.InterpolationMode.BILINEAR,
-                                              fill=0)], p=0.5),
-              T.ColorJitter(0.3, 0.3, 0.3, 0.02), T.ToTensor(), T.Normalize(mean, std)]
-    return T.Compose(steps)
-
-
-def _preload(data: LabelledImages, indices: np.ndarray, max_side: int
-             ) -> tuple[list, list[int], list[tuple[str, str]]]:
-    """Decode once, shrink to what training needs, keep in memory (epochs re-use it)."""
-    from PIL import Image
-
-    from transferkit.data import ImageLoadError, load_image
-
-    images, kept, failures = [], [], []
-    for i in progress(indices, desc="load images", unit="img"):
-        try:
-            img = load_image(data.paths[i], draft_size=max_side)
-        except ImageLoadError as exc:
-            failures.append((exc.path, exc.reason))
-            continue
-        if min(img.size) > max_side:
-            scale = max_side / min(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.BICUBIC)
-        images.append(img)
-        kept.append(int(i))
-    return images, kept, failures
-
-
-class _ImageList(torch.utils.data.Dataset):
-    def __init__(self, images: list, targets: list[int], transform) -> None:
-        self.images, self.targets, self.transform = images, targets, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        return self.transform(self.images[i]), self.targets[i]
-
-
-@torch.inference_mode()
-def _embed(backbone: Backbone, images: list, transform, batch_size: int) -> np.ndarray:
-    backbone.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.stack([transform(img) for img in images[start:start + batch_size]])
-        out.append(backbone.embed(batch.contiguous(memory_format=torch.channels_last)).numpy())
-    return np.concatenate(out) if out else np.zeros((0, backbone.num_features), np.float32)
-
-
-# -- checkpoints ------------------------------------------------------------------------------
-
-def _save_checkpoint(path: Path, net: FinetuneNet, best: dict[str, torch.Tensor],
-                     optimizer: torch.optim.Optimizer | None, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        tmp.mkdir()
-        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
-        tensors = {"rng.torch": torch.get_rng_state()}
-        groups = []
-        if optimizer is not None:
-            opt_state = optimizer.state_dict()
-            for pid, slots in opt_state["state"].items():
-                for key, value in slots.items():
-                    tensors[f"opt.{pid}.{key}"] = torch.as_tensor(value).contiguous()
-            groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]}
-                      for g in opt_state["param_groups"]]
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({**state, "param_groups": groups}, indent=2,
-                                                   default=str))
-
-
-def _load_checkpoint(path: Path) -> tuple[dict, dict, dict, dict[str, Any]]:
-    from safetensors.torch import load_file
-
-    state = json.loads((path / "state.json").read_text())
-    return (load_file(str(path / "model.safetensors")), load_file(str(path / "best.safetensors")),
-            load_file(str(path / "optimizer.safetensors")), state)
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                       groups: list[dict[str, Any]]) -> None:
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            slots.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": groups})
-
-
-# -- the loop ---------------------------------------------------------------------------------
-
-def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strategy: str,
-             output: str | os.PathLike | None, *, image_size: int | None, batch_size: int,
-             seed: int, info: dict[str, Any], **knobs: Any) -> TransferModel:
-    """Run phase 1 + phase 2 (``finetune``) or full training (``scratch``); save and report."""
-    config = FinetuneConfig.from_knobs(**knobs)
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    classes = data.classes
-    body = _make_body(backbone, strategy, image_size)
-    prep = body.preprocessing
-    size = prep.input_size
-    class_index = {c: i for i, c in enumerate(classes)}
-
-    all_idx = np.concatenate([split.train, split.val, split.test])
-    images, kept, failures = _preload(data, all_idx, max_side=max(size, prep.resize_size) + 8)
-    image_of = dict(zip(kept, images))
-    parts = {}
-    for name, idx in (("train", split.train), ("val", split.val), ("test", split.test)):
-        ok = [int(i) for i in idx if int(i) in image_of]
-        parts[name] = ([image_of[i] for i in ok], [class_index[data.labels[i]] for i in ok])
-    if not parts["train"][0]:
-        raise ValueError(f"{data.source}: no readable training images")
-
-    ckpt = _checkpoint_dir(output)
-    net = FinetuneNet(body, len(classes), config.dropout).to(memory_format=torch.channels_last)
-    eval_tf = prep.eval_transform()
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val": -1.0, "best_epoch": 0,
-                             "bad_epochs": 0, "phase1_done": False}
-    resumed = None
-    if config.resume and (ckpt / "state.json").exists():
-        resumed = _load_checkpoint(ckpt)
-        saved = resumed[3]
-        if saved.get("classes") != classes or saved.get("strategy") != strategy:
-            raise ValueError(f"{ckpt}: checkpoint is for another run (classes/strategy differ); "
-                             f"delete it or drop --resume")
-        net.load_state_dict(resumed[0])
-        state.update({k: saved[k] for k in state})
-        torch.set_rng_state(resumed[2]["rng.torch"])
-
-    split_at = _trunk_split(body, config, strategy)
-    trunk_train = trunk_val = None
-    if split_at is not None:
-        # No pixel augmentation and a frozen trunk: the trunk's output never changes (its BN
-        # is in inference mode), so it is computed once and epochs only run the top blocks.
-        trunk_train = _run_trunk(body, split_at, parts["train"][0], eval_tf, batch_size)
-        trunk_val = _run_trunk(body, split_at, parts["val"][0], eval_tf, batch_size)
-    if strategy == "finetune" and not state["phase1_done"]:
-        features = None
-        if split_at is not None:  # finish the cached trunk instead of a second full pass
-            features = tuple(_top_features(body, split_at, t, batch_size)
-                             for t in (trunk_train, trunk_val))
-        state["history"] += _phase1_head(net, parts, eval_tf, config, batch_size, seed,
-                                         features)
-        state["phase1_done"] = True
-        if state["history"] and "val_accuracy" in state["history"][-1]:
-            # the probe is the bar to beat: body epochs must improve on it to be kept
-            state["best_val"] = state["history"][-1]["val_accuracy"]
-
-    trainable = set(trainable_body_parameters(body, -1 if strategy == "scratch"
-                                              else config.unfreeze_blocks))
-    body_params, head_params = [], list(net.head.parameters())
-    for name, param in body.model.named_parameters():
-        param.requires_grad_(name in trainable)
-        if name in trainable:
-            body_params.append(param)
-    for param in net.head.parameters():
-        param.requires_grad_(True)
-    body_lr = config.lr if strategy == "scratch" else config.body_lr
-    groups = [{"params": head_params, "lr": config.lr, "base_lr": config.lr, "name": "head"}]
-    if body_params:
-        groups.append({"params": body_params, "lr": body_lr, "base_lr": body_lr, "name": "body"})
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    if resumed is not None and resumed[3].get("param_groups"):
-        _restore_optimizer(optimizer, resumed[2], resumed[3]["param_groups"])
-    best = resumed[1] if resumed is not None else \
-        {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-    if split_at is not None:
-        train_set = torch.utils.data.TensorDataset(
-            trunk_train, torch.as_tensor(parts["train"][1], dtype=torch.long))
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return net.head(net.dropout(_run_top(body, split_at, x)))
-
-        val_batches = _Replayable(lambda: _tensor_batches(trunk_val, parts["val"][1],
-                                                          batch_size))
-    else:
-        from torchvision.transforms import InterpolationMode
-
-        train_tf = _train_transform(size, prep.mean, prep.std, config.augment, config.hflip,
-                                    InterpolationMode(prep.interpolation))
-        train_set = _ImageList(*parts["train"], train_tf)
-        forward = net
-        val_batches = _Replayable(lambda: _image_batches(parts["val"], eval_tf, batch_size))
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_size=batch_size, shuffle=True,
-        drop_last=len(parts["train"][0]) > batch_size, num_workers=0,
-        generator=torch.Generator().manual_seed(seed + state["epoch"]))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    base_state = {"classes": classes, "strategy": strategy, "config": asdict(config),
-                  "backbone": body.name, "image_size": size}
-    ran = 0
-    stopped_early = False
-    while state["epoch"] < config.epochs:
-        if state["bad_epochs"] >= config.patience and state["epoch"] > 0:
-            stopped_early = True
-            break
-        epoch = state["epoch"]
-        factor = 0.5 * (1 + math.cos(math.pi * epoch / max(1, config.epochs)))
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
-        _set_train_mode(net, trainable, config.freeze_bn and strategy != "scratch")
-        total, correct, seen, steps = 0.0, 0, 0, 0
-        t0 = time.perf_counter()
-        for x, y in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch"):
-            logits = forward(x.contiguous(memory_format=torch.channels_last))
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            steps += 1
-            if config.max_steps_per_epoch and steps >= config.max_steps_per_epoch:
-                break
-        val_acc, val_loss = _accuracy(forward, net, val_batches, loss_fn)
-        row = {"epoch": len(state["history"]) + 1, "phase": "body" if strategy == "finetune"
-               else "scratch", "train_loss": total / max(1, seen),
-               "train_accuracy": correct / max(1, seen), "seconds": time.perf_counter() - t0,
-               "images_per_second": seen / max(1e-9, time.perf_counter() - t0)}
-        if val_acc is not None:
-            row.update(val_accuracy=val_acc, val_loss=val_loss)
-        state["history"].append(row)
-        state["epoch"] = epoch + 1
-        score = val_acc if val_acc is not None else -row["train_loss"]
-        if score > state["best_val"]:
-            state.update(best_val=score, best_epoch=epoch + 1, bad_epochs=0)
-            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        _save_checkpoint(ckpt, net, best, optimizer, {**base_state, **state})
-        ran += 1
-        if config.stop_after_epochs is not None and ran >= config.stop_after_epochs \
-                and state["epoch"] < config.epochs:
-            raise TrainingInterrupted(ckpt, state["epoch"])
-    if state["epoch"] > 0:
-        net.load_state_dict(best)
-    train_seconds = time.perf_counter() - started
-
-    body.eval()
-    if strategy == "finetune" and state["epoch"] > 0 or strategy == "scratch":
-        body.weights_id = f"{strategy}-{state_dict_id(body.model.state_dict())}"
-        body.source = f"{strategy}:{body.name}"
-    head = LinearHead.from_linear(net.head, classes)
-    model = TransferModel([body], [head], classes, "concat")
-    metrics = {}
-    for name in ("val", "test"):
-        imgs, targets = parts[name]
-        if not imgs:
-            metrics[name] = {"n": 0, "split": name}
-            continue
-        proba = model._probabilities([_embed(body, imgs, eval_tf, batch_size)])
-        pred = [classes[i] for i in proba.argmax(axis=1)]
-        metrics[name] = {**classification_metrics([classes[t] for t in targets], pred, classes),
-                         "split": name}
-    headline = metrics["test"] if metrics["test"]["n"] else metrics["val"]
-    model.manifest = {**info, "training": {**asdict(config), "image_size": size,
-                                           "batch_size": batch_size,
-                                           "epochs_run": state["epoch"],
-                                           "best_epoch": state["best_epoch"],
-                                           "stopped_early": stopped_early,
-                                           "bn_policy": _bn_policy(strategy, config),
-                                           "unfrozen_parameters": len(trainable)},
-                      "metrics": {"accuracy": headline.get("accuracy"), "split": headline["split"],
-                                  "val_accuracy": metrics["val"].get("accuracy"),
-                                  "test_accuracy": metrics["test"].get("accuracy"),
-                                  "n_test": metrics["test"]["n"]},
-                      "timing": {"train_seconds": round(train_seconds, 1)},
-                      "failures": [{"path": p, "reason": r} for p, r in failures]}
-    model.history_ = state["history"]
-    if output is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_report(tmp, headline, state["history"],
-                         {"strategy": strategy, "backbone": body.name, "splits": metrics,
-                          "timing": model.manifest["timing"],
-                          "failures": model.manifest["failures"]})
-            model.save(output, trained_bodies=True, report_dir=tmp)
-    if not config.keep_checkpoint and ckpt.exists() and output is not None:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    return model
-
-
 def _bn_policy(strategy: str, config: FinetuneConfig) -> str:
     if strategy == "scratch":
         return "all BN layers train (batch statistics)"
@@ -447,11 +176,84 @@ def _bn_policy(strategy: str, config: FinetuneConfig) -> str:
     return "BN in frozen blocks in inference mode; BN in unfrozen blocks trains"
 
 
-def _checkpoint_dir(output: str | os.PathLike | None) -> Path:
-    if output is None:
-        return Path(tempfile.mkdtemp(prefix="transferkit-ckpt-")) / "ckpt"
-    output = Path(output)
-    return output.with_name(output.name + ".ckpt")
+# -- the run ----------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """What the phases of one run share: settings, decoded images, network, checkpoint place."""
+
+    config: FinetuneConfig
+    strategy: str
+    seed: int
+    batch_size: int
+    classes: list[str]
+    parts: dict[str, Part]
+    failures: list[tuple[str, str]]
+    net: FinetuneNet
+    eval_tf: Transform
+    checkpoint: Path
+
+    @property
+    def body(self) -> Backbone:
+        return self.net.backbone
+
+
+class _CachedTrunk(NamedTuple):
+    """The frozen trunk's output for the train and val images, computed once."""
+
+    split: TrunkSplit
+    train: torch.Tensor
+    val: torch.Tensor
+
+
+class _EpochInputs(NamedTuple):
+    """What a body epoch iterates over and how it gets logits from a batch."""
+
+    loader: torch.utils.data.DataLoader
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    val_batches: Replayable
+
+
+def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strategy: str,
+             output: str | os.PathLike | None, *, image_size: int | None, batch_size: int,
+             seed: int, info: dict[str, Any], **knobs: Any) -> TransferModel:
+    """Run phase 1 + phase 2 (``finetune``) or full training (``scratch``); save and report."""
+    config = FinetuneConfig.from_knobs(**knobs)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    run = _prepare(data, split, backbone, strategy, output, config, image_size=image_size,
+                   batch_size=batch_size, seed=seed)
+    state, resumed = _resume(run)
+    trunk = _cache_trunk(run)
+    if strategy == "finetune" and not state["phase1_done"]:
+        _fit_head_on_frozen_features(run, state, trunk)
+    trainable = _unfreeze(run)
+    optimizer = _make_optimizer(run, trainable, resumed)
+    best = resumed.best if resumed is not None else _snapshot(run.net)
+    stopped_early = _body_epochs(run, state, trainable, optimizer, best,
+                                 _epoch_inputs(run, state, trunk))
+    train_seconds = time.perf_counter() - started
+    model, metrics = _evaluate(run, state)
+    model.manifest = _manifest(run, info, state, metrics, trainable=trainable,
+                               stopped_early=stopped_early, train_seconds=train_seconds)
+    model.history_ = state["history"]
+    _save_and_report(run, model, metrics, output)
+    return model
+
+
+# -- prepare data, resume ---------------------------------------------------------------------
+
+def _prepare(data: LabelledImages, split: Split, backbone: str | Backbone, strategy: str,
+             output: str | os.PathLike | None, config: FinetuneConfig, *,
+             image_size: int | None, batch_size: int, seed: int) -> _Run:
+    """The body to train, every image decoded once, the network and its checkpoint place."""
+    body = _make_body(backbone, strategy, image_size)
+    parts, failures = load_parts(data, split, body.preprocessing)
+    checkpoint = checkpoint_dir(output)
+    net = FinetuneNet(body, len(data.classes), config.dropout).to(
+        memory_format=torch.channels_last)
+    return _Run(config, strategy, seed, batch_size, data.classes, parts, failures, net,
+                body.preprocessing.eval_transform(), checkpoint)
 
 
 def _make_body(backbone: str | Backbone, strategy: str, image_size: int | None) -> Backbone:
@@ -467,27 +269,73 @@ def _make_body(backbone: str | Backbone, strategy: str, image_size: int | None) 
     return body
 
 
-def _phase1_head(net: FinetuneNet, parts: dict, eval_tf, config: FinetuneConfig,
-                 batch_size: int, seed: int, features: tuple | None = None
-                 ) -> list[dict[str, Any]]:
-    """Fit a linear probe on frozen features, fold its standardisation into ``net.head``."""
-    if config.head_epochs == 0:
-        return []
-    val_imgs, val_y = parts["val"]
-    if features is not None:
-        train_x, val_x = features
-        val_x = val_x if val_imgs else None
-    else:
-        train_x = _embed(net.backbone, parts["train"][0], eval_tf, batch_size)
-        val_x = _embed(net.backbone, val_imgs, eval_tf, batch_size) if val_imgs else None
-    probe = LinearHead(epochs=config.head_epochs, weight_decay=1e-3,
-                       label_smoothing=config.label_smoothing, random_state=seed)
-    n_classes = net.head.out_features
-    probe.fit(train_x, parts["train"][1], X_val=val_x, y_val=np.asarray(val_y) if val_imgs
-              else None)
+def _resume(run: _Run) -> tuple[dict[str, Any], Checkpoint | None]:
+    """Fresh progress counters, or (``resume``) those after the last completed epoch."""
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val": -1.0, "best_epoch": 0,
+                             "bad_epochs": 0, "phase1_done": False}
+    if not (run.config.resume and (run.checkpoint / "state.json").exists()):
+        return state, None
+    resumed = load_checkpoint(run.checkpoint)
+    saved = resumed.state
+    if saved.get("classes") != run.classes or saved.get("strategy") != run.strategy:
+        raise ValueError(f"{run.checkpoint}: checkpoint is for another run (classes/strategy "
+                         f"differ); delete it or drop --resume")
+    run.net.load_state_dict(resumed.weights)
+    state.update({k: saved[k] for k in state})
+    torch.set_rng_state(resumed.tensors["rng.torch"])
+    return state, resumed
+
+
+def _cache_trunk(run: _Run) -> _CachedTrunk | None:
+    """Without pixel augmentation a frozen trunk's output never changes (its BN is in
+    inference mode), so compute it once and let the epochs run only the top blocks."""
+    if run.strategy != "finetune" or run.config.augment:
+        return None
+    split = split_trunk(run.body.model, run.config.unfreeze_blocks)
+    if split is None:
+        return None
+    train, val = (trunk_outputs(run.body, split, run.parts[name][0], run.eval_tf,
+                                run.batch_size) for name in ("train", "val"))
+    return _CachedTrunk(split, train, val)
+
+
+# -- phase 1: linear head on frozen features --------------------------------------------------
+
+def _fit_head_on_frozen_features(run: _Run, state: dict[str, Any],
+                                 trunk: _CachedTrunk | None) -> None:
+    """A linear probe on frozen features becomes the head, and the bar body epochs must beat."""
+    if run.config.head_epochs > 0:
+        train_x, val_x = _frozen_features(run, trunk)
+        val_y = np.asarray(run.parts["val"][1]) if val_x is not None else None
+        probe = LinearHead(epochs=run.config.head_epochs, weight_decay=1e-3,
+                           label_smoothing=run.config.label_smoothing, random_state=run.seed)
+        probe.fit(train_x, run.parts["train"][1], X_val=val_x, y_val=val_y)
+        _fold_probe_into(run.net.head, probe)
+        state["history"] += [{**row, "phase": "head"} for row in probe.history_]
+    state["phase1_done"] = True
+    if state["history"] and "val_accuracy" in state["history"][-1]:
+        state["best_val"] = state["history"][-1]["val_accuracy"]
+
+
+def _frozen_features(run: _Run, trunk: _CachedTrunk | None
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings of the train and val images (val None when there are no val images)."""
+    has_val = bool(run.parts["val"][0])
+    if trunk is not None:  # finish the cached trunk instead of a second full pass
+        train_x, val_x = (top_embeddings(run.body, trunk.split, out, run.batch_size)
+                          for out in (trunk.train, trunk.val))
+        return train_x, val_x if has_val else None
+    train_x = embed_images(run.body, run.parts["train"][0], run.eval_tf, run.batch_size)
+    if not has_val:
+        return train_x, None
+    return train_x, embed_images(run.body, run.parts["val"][0], run.eval_tf, run.batch_size)
+
+
+def _fold_probe_into(head: nn.Linear, probe: LinearHead) -> None:
+    """Copy the probe into ``head``, folding its feature standardisation into the weights."""
     layer = probe.module_[0]
-    weight = torch.zeros(n_classes, train_x.shape[1])
-    bias = torch.full((n_classes,), -10.0)  # classes missing from train stay unlikely
+    weight = torch.zeros(head.out_features, layer.in_features)
+    bias = torch.full((head.out_features,), -10.0)  # classes missing from train stay unlikely
     scale = torch.from_numpy(probe.scale_)
     mean = torch.from_numpy(probe.mean_)
     cols = torch.as_tensor(probe.classes_.astype(np.int64))
@@ -495,35 +343,156 @@ def _phase1_head(net: FinetuneNet, parts: dict, eval_tf, config: FinetuneConfig,
     weight[cols] = w
     bias[cols] = layer.bias.detach() - w @ mean
     with torch.no_grad():
-        net.head.weight.copy_(weight)
-        net.head.bias.copy_(bias)
-    return [{**row, "phase": "head"} for row in probe.history_]
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
 
 
-def _image_batches(part: tuple[list, list[int]], eval_tf, batch_size: int):
-    images, targets = part
-    for start in range(0, len(images), batch_size):
-        yield (torch.stack([eval_tf(img) for img in images[start:start + batch_size]]),
-               torch.as_tensor(targets[start:start + batch_size]))
+# -- optimiser set-up -------------------------------------------------------------------------
+
+def _unfreeze(run: _Run) -> set[str]:
+    """Switch gradients on for the head and the trained blocks only; their parameter names."""
+    unfreeze_blocks = -1 if run.strategy == "scratch" else run.config.unfreeze_blocks
+    trainable = set(trainable_body_parameters(run.body, unfreeze_blocks))
+    for name, param in run.body.model.named_parameters():
+        param.requires_grad_(name in trainable)
+    for param in run.net.head.parameters():
+        param.requires_grad_(True)
+    return trainable
 
 
-def _tensor_batches(x: torch.Tensor, targets: list[int], batch_size: int):
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size], torch.as_tensor(targets[start:start + batch_size])
+def _make_optimizer(run: _Run, trainable: set[str],
+                    resumed: Checkpoint | None) -> torch.optim.Optimizer:
+    """AdamW with the head at ``lr`` and the body at ``body_lr`` (``lr`` for scratch)."""
+    config = run.config
+    body_params = [p for n, p in run.body.model.named_parameters() if n in trainable]
+    body_lr = config.lr if run.strategy == "scratch" else config.body_lr
+    groups = [{"params": list(run.net.head.parameters()), "lr": config.lr,
+               "base_lr": config.lr, "name": "head"}]
+    if body_params:
+        groups.append({"params": body_params, "lr": body_lr, "base_lr": body_lr, "name": "body"})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    if resumed is not None:
+        restore_optimizer(optimizer, resumed)
+    return optimizer
 
 
-class _Replayable:
-    """Re-iterable wrapper so validation batches can be walked every epoch."""
+def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
-    def __init__(self, make) -> None:
-        self.make = make
 
-    def __iter__(self):
-        return iter(self.make())
+def _epoch_inputs(run: _Run, state: dict[str, Any], trunk: _CachedTrunk | None) -> _EpochInputs:
+    """Cached trunk outputs through the top blocks, or (augmented) images through it all."""
+    net, parts, batch_size = run.net, run.parts, run.batch_size
+    if trunk is not None:
+        train_set = torch.utils.data.TensorDataset(
+            trunk.train, torch.as_tensor(parts["train"][1], dtype=torch.long))
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return net.head(net.dropout(trunk.split.run_top(x)))
+
+        val_batches = Replayable(lambda: tensor_batches(trunk.val, parts["val"][1], batch_size))
+    else:
+        transform = train_transform(run.body.preprocessing, run.config.augment, run.config.hflip)
+        train_set = ImageList(*parts["train"], transform)
+        forward = net
+        val_batches = Replayable(lambda: image_batches(parts["val"], run.eval_tf, batch_size))
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=batch_size, shuffle=True,
+        drop_last=len(parts["train"][0]) > batch_size, num_workers=0,
+        generator=torch.Generator().manual_seed(run.seed + state["epoch"]))
+    return _EpochInputs(loader, forward, val_batches)
+
+
+# -- phase 2: body epochs with early stopping -------------------------------------------------
+
+def _body_epochs(run: _Run, state: dict[str, Any], trainable: set[str],
+                 optimizer: torch.optim.Optimizer, best: dict[str, torch.Tensor],
+                 inputs: _EpochInputs) -> bool:
+    """Epochs until ``epochs`` or early stopping, a checkpoint after each; the best weights
+    (or the phase-1 probe, when no epoch beat it) are loaded at the end. True if stopped early.
+    """
+    config = run.config
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    identity = {"classes": run.classes, "strategy": run.strategy, "config": asdict(config),
+                "backbone": run.body.name, "image_size": run.body.preprocessing.input_size}
+    stopped_early, ran = False, 0
+    while state["epoch"] < config.epochs:
+        if state["bad_epochs"] >= config.patience and state["epoch"] > 0:
+            stopped_early = True
+            break
+        row = _train_epoch(run, state, trainable, optimizer, inputs, loss_fn)
+        if _record_epoch(state, row):
+            best = _snapshot(run.net)
+        save_checkpoint(run.checkpoint, run.net, best, optimizer, {**identity, **state})
+        ran += 1
+        if config.stop_after_epochs is not None and ran >= config.stop_after_epochs \
+                and state["epoch"] < config.epochs:
+            raise TrainingInterrupted(run.checkpoint, state["epoch"])
+    if state["epoch"] > 0:
+        run.net.load_state_dict(best)
+    return stopped_early
+
+
+def _train_epoch(run: _Run, state: dict[str, Any], trainable: set[str],
+                 optimizer: torch.optim.Optimizer, inputs: _EpochInputs,
+                 loss_fn: nn.Module) -> dict[str, Any]:
+    """One cosine-scheduled pass over the training batches, then validation: a history row."""
+    config, epoch = run.config, state["epoch"]
+    factor = 0.5 * (1 + math.cos(math.pi * epoch / max(1, config.epochs)))
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    _set_train_mode(run.net, trainable, config.freeze_bn and run.strategy != "scratch")
+    t0 = time.perf_counter()
+    total, correct, seen = _train_steps(inputs, optimizer, loss_fn, config.max_steps_per_epoch,
+                                        f"epoch {epoch + 1}/{config.epochs}")
+    val_acc, val_loss = _accuracy(inputs.forward, run.net, inputs.val_batches, loss_fn)
+    row = {"epoch": len(state["history"]) + 1,
+           "phase": "body" if run.strategy == "finetune" else "scratch",
+           "train_loss": total / max(1, seen), "train_accuracy": correct / max(1, seen),
+           "seconds": time.perf_counter() - t0,
+           "images_per_second": seen / max(1e-9, time.perf_counter() - t0)}
+    if val_acc is not None:
+        row.update(val_accuracy=val_acc, val_loss=val_loss)
+    return row
+
+
+def _train_steps(inputs: _EpochInputs, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+                 max_steps: int | None, desc: str) -> tuple[float, int, int]:
+    """Optimiser steps over the training batches: summed loss, correct and seen counts."""
+    total, correct, seen, steps = 0.0, 0, 0, 0
+    for x, y in progress(inputs.loader, desc=desc, unit="batch"):
+        logits = inputs.forward(x.contiguous(memory_format=torch.channels_last))
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        steps += 1
+        if max_steps and steps >= max_steps:
+            break
+    return total, correct, seen
+
+
+def _record_epoch(state: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Append ``row`` and update the early-stopping counters; True when the epoch is the best
+    so far (validation accuracy, or training loss without validation images)."""
+    epoch = state["epoch"] + 1
+    state["history"].append(row)
+    state["epoch"] = epoch
+    score = row["val_accuracy"] if "val_accuracy" in row else -row["train_loss"]
+    if score > state["best_val"]:
+        state.update(best_val=score, best_epoch=epoch, bad_epochs=0)
+        return True
+    state["bad_epochs"] += 1
+    return False
 
 
 @torch.inference_mode()
-def _accuracy(forward, net: FinetuneNet, batches, loss_fn) -> tuple[float | None, float | None]:
+def _accuracy(forward: Callable[[torch.Tensor], torch.Tensor], net: FinetuneNet,
+              batches: Replayable, loss_fn: nn.Module) -> tuple[float | None, float | None]:
+    """Validation accuracy and loss in inference mode; (None, None) without val images."""
     net.eval()
     correct, total, n = 0, 0.0, 0
     for x, y in batches:
@@ -536,47 +505,62 @@ def _accuracy(forward, net: FinetuneNet, batches, loss_fn) -> tuple[float | None
     return correct / n, total / n
 
 
-# -- cached trunk (augment=False) -------------------------------------------------------------
+# -- evaluation, save + report ----------------------------------------------------------------
 
-def _trunk_split(body: Backbone, config: FinetuneConfig, strategy: str) -> int | None:
-    """Index of the first trainable block when the trunk can be cached, else None."""
-    model = body.model
-    if strategy != "finetune" or config.augment or not all(
-            hasattr(model, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):
-        return None
-    n = len(model.blocks)
-    if not 0 < config.unfreeze_blocks < n:
-        return None
-    return n - config.unfreeze_blocks
-
-
-@torch.inference_mode()
-def _run_trunk(body: Backbone, split_at: int, images: list, eval_tf,
-               batch_size: int) -> torch.Tensor:
-    model = body.model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = torch.stack([eval_tf(img) for img in images[start:start + batch_size]])
-        x = model.bn1(model.conv_stem(x.contiguous(memory_format=torch.channels_last)))
-        for block in model.blocks[:split_at]:
-            x = block(x)
-        out.append(x.contiguous())
-    if not out:
-        return torch.zeros(0)
-    return torch.cat(out).clone()  # a normal tensor (not an inference tensor) for autograd
-
-
-@torch.inference_mode()
-def _top_features(body: Backbone, split_at: int, trunk: torch.Tensor,
-                  batch_size: int) -> np.ndarray:
+def _evaluate(run: _Run, state: dict[str, Any]) -> tuple[TransferModel, dict[str, Any]]:
+    """The trained body and head as a ``TransferModel``, scored on the val and test images."""
+    body = run.body
     body.eval()
-    out = [_run_top(body, split_at, trunk[i:i + batch_size]).numpy()
-           for i in range(0, len(trunk), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, body.num_features), np.float32)
+    if run.strategy == "finetune" and state["epoch"] > 0 or run.strategy == "scratch":
+        body.weights_id = f"{run.strategy}-{state_dict_id(body.model.state_dict())}"
+        body.source = f"{run.strategy}:{body.name}"
+    head = LinearHead.from_linear(run.net.head, run.classes)
+    model = TransferModel([body], [head], run.classes, "concat")
+    return model, {name: _split_metrics(run, model, name) for name in ("val", "test")}
 
 
-def _run_top(body: Backbone, split_at: int, x: torch.Tensor) -> torch.Tensor:
-    model = body.model
-    for block in model.blocks[split_at:]:
-        x = block(x)
-    return model.forward_head(model.bn2(model.conv_head(x)), pre_logits=True)
+def _split_metrics(run: _Run, model: TransferModel, name: str) -> dict[str, Any]:
+    images, targets = run.parts[name]
+    if not images:
+        return {"n": 0, "split": name}
+    proba = model._probabilities([embed_images(run.body, images, run.eval_tf, run.batch_size)])
+    predicted = [run.classes[i] for i in proba.argmax(axis=1)]
+    truth = [run.classes[t] for t in targets]
+    return {**classification_metrics(truth, predicted, run.classes), "split": name}
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return metrics["test"] if metrics["test"]["n"] else metrics["val"]
+
+
+def _manifest(run: _Run, info: dict[str, Any], state: dict[str, Any], metrics: dict[str, Any],
+              *, trainable: set[str], stopped_early: bool, train_seconds: float
+              ) -> dict[str, Any]:
+    headline = _headline(metrics)
+    training = {**asdict(run.config), "image_size": run.body.preprocessing.input_size,
+                "batch_size": run.batch_size, "epochs_run": state["epoch"],
+                "best_epoch": state["best_epoch"], "stopped_early": stopped_early,
+                "bn_policy": _bn_policy(run.strategy, run.config),
+                "unfrozen_parameters": len(trainable)}
+    return {**info, "training": training,
+            "metrics": {"accuracy": headline.get("accuracy"), "split": headline["split"],
+                        "val_accuracy": metrics["val"].get("accuracy"),
+                        "test_accuracy": metrics["test"].get("accuracy"),
+                        "n_test": metrics["test"]["n"]},
+            "timing": {"train_seconds": round(train_seconds, 1)},
+            "failures": [{"path": p, "reason": r} for p, r in run.failures]}
+
+
+def _save_and_report(run: _Run, model: TransferModel, metrics: dict[str, Any],
+                     output: str | os.PathLike | None) -> None:
+    """Write the model with its report; the checkpoint goes once the model is saved."""
+    if output is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(tmp, _headline(metrics), model.history_,
+                     {"strategy": run.strategy, "backbone": run.body.name, "splits": metrics,
+                      "timing": model.manifest["timing"],
+                      "failures": model.manifest["failures"]})
+        model.save(output, trained_bodies=True, report_dir=tmp)
+    if not run.config.keep_checkpoint and run.checkpoint.exists():
+        shutil.rmtree(run.checkpoint, ignore_errors=True)
