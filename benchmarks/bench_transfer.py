@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFERKIT_QUIET", "1")
 def raw_pixel_cv(paths, labels, size: int = 32, folds: int = 5, seed: int = 0) -> float:
     """Baseline without any pretrained network: logistic regression on tiny thumbnails."""
     from transferkit.data import load_image
-    from transferkit.train.advise import linear_probe_cv
+    from transferkit.train.advisor import linear_probe_cv
 
     X = np.stack([np.asarray(load_image(p).resize((size, size)), np.float32).reshape(-1) / 255
                   for p in paths])
@@ -121,7 +121,7 @@ def bench_fashion(args) -> list[dict]:
 def bench_tuxpaint(args) -> list[dict]:
     from transferkit.features import resolve_backbone
     from transferkit.train import cached_features, tuxpaint_dataset
-    from transferkit.train.advise import linear_probe_cv
+    from transferkit.train.advisor import linear_probe_cv
 
     data = tuxpaint_dataset(max_per_class=args.tux_max_per_class)
     rows = []

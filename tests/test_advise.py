@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from transferkit.train import advise
-from transferkit.train.advise import BIG_PER_CLASS, decide
+from transferkit.train.advisor import BIG_PER_CLASS, decide
 
 
 @pytest.mark.parametrize("median, minimum, skill, conf, expected", [

@@ -38,7 +38,9 @@ class Backbone(nn.Module):
     # -- shapes -------------------------------------------------------------------------
     @property
     def num_features(self) -> int:
-        return int(self.model.num_features)
+        """Width of :meth:`embed`: timm's ``head_hidden_size`` when a pre-logits layer widens
+        the pooled features (MobileNetV3's 576 -> 1024), else ``num_features``."""
+        return int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
 
     @property
     def num_classes(self) -> int:

@@ -105,6 +105,35 @@ class Preprocessing:
         """:meth:`arrays_to_pixels`, normalised: the model's input for in-memory arrays."""
         return self.normalize(self.arrays_to_pixels(images))
 
+    def train_transform(self, augment: bool = True, hflip: bool = True):
+        """PIL image -> normalised tensor for training: random resized crops (60-100% of the
+        area), flips, small rotations and colour jitter; a plain square resize without
+        ``augment``."""
+        from torchvision import transforms as T
+
+        size, interpolation = self.input_size, T.InterpolationMode(self.interpolation)
+        if not augment:
+            return T.Compose([T.Resize((size, size), interpolation=interpolation), T.ToTensor(),
+                              T.Normalize(self.mean, self.std)])
+        steps = [T.RandomResizedCrop(size, scale=(0.6, 1.0), interpolation=interpolation)]
+        if hflip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.RandomApply([T.RandomRotation(12, interpolation=T.InterpolationMode.BILINEAR,
+                                                  fill=0)], p=0.5),
+                  T.ColorJitter(0.3, 0.3, 0.3, 0.02), T.ToTensor(),
+                  T.Normalize(self.mean, self.std)]
+        return T.Compose(steps)
+
+    @staticmethod
+    def shrink(image: Image.Image, max_side: int) -> Image.Image:
+        """``image`` with its shorter side at most ``max_side`` (bicubic): what training keeps in
+        memory, since its crops never need more."""
+        if min(image.size) <= max_side:
+            return image
+        scale = max_side / min(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        return image.resize(size, Image.Resampling.BICUBIC)
+
     def normalize(self, batch, inplace: bool = False):
         """(N, 3, H, W) floats in [0, 1] -> normalised, the arithmetic of ``eval_transform``."""
         import torch

@@ -19,7 +19,7 @@ from transferkit.cli._common import (
     print_topk_results,
     report_failures,
 )
-from transferkit.train.finetune import FinetuneConfig
+from transferkit.train.config import FinetuneConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -109,8 +109,7 @@ def train(
         run_train_text(data, output, encoder, strategy, text_column, label_column,
                        test_size=test_fraction, seed=seed, head_params=_parse_params(head_param))
         return
-    from transferkit.train import TrainingInterrupted, fit, format_metrics
-    from transferkit.train.fit import BODY_STRATEGIES
+    from transferkit.train import BODY_STRATEGIES, TrainingInterrupted, fit, format_metrics
 
     knobs = training_options if strategy in BODY_STRATEGIES else {}
     try:

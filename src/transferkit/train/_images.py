@@ -37,9 +37,8 @@ def load_parts(data: LabelledImages, split: Split, prep: Preprocessing
 def preload(data: LabelledImages, indices: np.ndarray, max_side: int
             ) -> tuple[list, list[int], list[tuple[str, str]]]:
     """Decode once, shrink to what training needs, keep in memory (epochs re-use it)."""
-    from PIL import Image
-
-    from transferkit.data import ImageLoadError, load_image
+    from transferkit.data import load_image
+    from transferkit.errors import ImageLoadError
 
     images, kept, failures = [], [], []
     for i in progress(indices, desc="load images", unit="img"):
@@ -48,30 +47,9 @@ def preload(data: LabelledImages, indices: np.ndarray, max_side: int
         except ImageLoadError as exc:
             failures.append((exc.path, exc.reason))
             continue
-        if min(img.size) > max_side:
-            scale = max_side / min(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.BICUBIC)
-        images.append(img)
+        images.append(Preprocessing.shrink(img, max_side))
         kept.append(int(i))
     return images, kept, failures
-
-
-def train_transform(prep: Preprocessing, augment: bool, hflip: bool) -> Transform:
-    """Flips, resized crops, small rotations and colour jitter; a plain resize without augment."""
-    from torchvision import transforms as T
-
-    size, interpolation = prep.input_size, T.InterpolationMode(prep.interpolation)
-    if not augment:
-        return T.Compose([T.Resize((size, size), interpolation=interpolation), T.ToTensor(),
-                          T.Normalize(prep.mean, prep.std)])
-    steps = [T.RandomResizedCrop(size, scale=(0.6, 1.0), interpolation=interpolation)]
-    if hflip:
-        steps.append(T.RandomHorizontalFlip())
-    steps += [T.RandomApply([T.RandomRotation(12, interpolation=T.InterpolationMode.BILINEAR,
-                                              fill=0)], p=0.5),
-              T.ColorJitter(0.3, 0.3, 0.3, 0.02), T.ToTensor(), T.Normalize(prep.mean, prep.std)]
-    return T.Compose(steps)
 
 
 class ImageList(torch.utils.data.Dataset):
@@ -107,18 +85,6 @@ class Replayable:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return iter(self.make())
-
-
-@torch.inference_mode()
-def embed_images(backbone: Backbone, images: list, transform: Transform,
-                 batch_size: int) -> np.ndarray:
-    """Pooled embeddings of ``images`` in inference mode."""
-    backbone.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.stack([transform(img) for img in images[start:start + batch_size]])
-        out.append(backbone.embed(batch.contiguous(memory_format=torch.channels_last)).numpy())
-    return np.concatenate(out) if out else np.zeros((0, backbone.num_features), np.float32)
 
 
 @torch.inference_mode()

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,8 +44,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from transferkit.backbones import Backbone, TrunkSplit, classifier_name, create, split_trunk
-from transferkit.backbones.backbone import state_dict_id
+from transferkit.backbones import (
+    Backbone,
+    TrunkSplit,
+    classifier_name,
+    create,
+    split_trunk,
+    state_dict_id,
+)
+from transferkit.errors import TrainingInterrupted
+from transferkit.features import embed_images
 from transferkit.heads import LinearHead
 from transferkit.train._checkpoint import (
     Checkpoint,
@@ -59,74 +67,17 @@ from transferkit.train._images import (
     Part,
     Replayable,
     Transform,
-    embed_images,
     image_batches,
     load_parts,
     tensor_batches,
     top_embeddings,
-    train_transform,
     trunk_outputs,
 )
+from transferkit.train.config import FinetuneConfig
 from transferkit.train.data import LabelledImages, Split
 from transferkit.train.model import TransferModel
 from transferkit.train.report import classification_metrics, write_report
 from transferkit.utils import progress
-
-
-class TrainingInterrupted(RuntimeError):
-    """Raised when ``stop_after_epochs`` ends a run early; the checkpoint allows resuming."""
-
-    def __init__(self, checkpoint: Path, epoch: int) -> None:
-        self.checkpoint, self.epoch = checkpoint, epoch
-        super().__init__(f"stopped after epoch {epoch}; checkpoint in {checkpoint} "
-                         f"(run again with resume=True / --resume to continue)")
-
-
-def _knob(default: Any, *, help: str) -> Any:
-    """A training knob; ``help`` is what ``transferkit train --help`` shows for its option."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class FinetuneConfig:
-    """Knobs for ``finetune`` / ``scratch``: keyword arguments of ``fit`` and, one option per
-    field with the same default and help, of ``transferkit train``."""
-
-    epochs: int = _knob(8, help="finetune/scratch: body epochs (phase 2 of finetune, every "
-                                "epoch of scratch).")
-    head_epochs: int = _knob(40, help="finetune: phase-1 epochs of the linear head on cached "
-                                      "frozen features.")
-    lr: float = _knob(3e-4, help="finetune/scratch: head learning rate in phase 2 (every "
-                                 "layer for scratch).")
-    body_lr: float = _knob(1e-4, help="finetune: learning rate of the unfrozen blocks; keep "
-                                      "it below --lr.")
-    unfreeze_blocks: int = _knob(2, help="finetune: last N blocks to train (-1 all).")
-    weight_decay: float = _knob(1e-4, help="finetune/scratch: AdamW weight decay.")
-    label_smoothing: float = _knob(0.1, help="finetune/scratch: label smoothing of the loss "
-                                             "(phase-1 head too).")
-    dropout: float = _knob(0.2, help="finetune/scratch: dropout before the classifier.")
-    augment: bool = _knob(True, help="finetune/scratch: flips, resized crops, colour jitter, "
-                                     "small rotations; --no-augment caches the frozen trunk's "
-                                     "output (much faster).")
-    hflip: bool = _knob(True, help="With augmentation: random horizontal flips (turn off when "
-                                   "mirrored images mean something else).")
-    patience: int = _knob(3, help="Early stopping: epochs without better validation accuracy.")
-    freeze_bn: bool = _knob(True, help="Keep BatchNorm statistics fixed (finetune).")
-    resume: bool = _knob(False, help="Continue from OUTPUT.ckpt after an interruption.")
-    stop_after_epochs: int | None = _knob(None, help="Stop (resumably) after N epochs.")
-    max_steps_per_epoch: int | None = _knob(None, help="Cap batches per epoch.")
-    keep_checkpoint: bool = _knob(False, help="Keep OUTPUT.ckpt after the model is saved.")
-
-    @classmethod
-    def from_knobs(cls, **knobs: Any) -> FinetuneConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(knobs) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        config = cls(**knobs)
-        if config.epochs < 0 or config.head_epochs < 0:
-            raise ValueError("epochs must be >= 0")
-        return config
 
 
 class FinetuneNet(nn.Module):
@@ -264,9 +215,7 @@ def _make_body(backbone: str | Backbone, strategy: str, image_size: int | None) 
         body = copy.deepcopy(backbone)  # never train the caller's (possibly shared) backbone
     else:
         body = create(name)
-    if image_size is not None:
-        body.with_preprocessing(body.preprocessing.with_size(image_size, crop_pct=1.0))
-    return body
+    return body.with_image_size(image_size)
 
 
 def _resume(run: _Run) -> tuple[dict[str, Any], Checkpoint | None]:
@@ -325,10 +274,10 @@ def _frozen_features(run: _Run, trunk: _CachedTrunk | None
         train_x, val_x = (top_embeddings(run.body, trunk.split, out, run.batch_size)
                           for out in (trunk.train, trunk.val))
         return train_x, val_x if has_val else None
-    train_x = embed_images(run.body, run.parts["train"][0], run.eval_tf, run.batch_size)
+    train_x = embed_images(run.parts["train"][0], run.body, run.batch_size)
     if not has_val:
         return train_x, None
-    return train_x, embed_images(run.body, run.parts["val"][0], run.eval_tf, run.batch_size)
+    return train_x, embed_images(run.parts["val"][0], run.body, run.batch_size)
 
 
 def _fold_probe_into(head: nn.Linear, probe: LinearHead) -> None:
@@ -392,7 +341,7 @@ def _epoch_inputs(run: _Run, state: dict[str, Any], trunk: _CachedTrunk | None) 
 
         val_batches = Replayable(lambda: tensor_batches(trunk.val, parts["val"][1], batch_size))
     else:
-        transform = train_transform(run.body.preprocessing, run.config.augment, run.config.hflip)
+        transform = run.body.preprocessing.train_transform(run.config.augment, run.config.hflip)
         train_set = ImageList(*parts["train"], transform)
         forward = net
         val_batches = Replayable(lambda: image_batches(parts["val"], run.eval_tf, batch_size))
@@ -523,7 +472,7 @@ def _split_metrics(run: _Run, model: TransferModel, name: str) -> dict[str, Any]
     images, targets = run.parts[name]
     if not images:
         return {"n": 0, "split": name}
-    proba = model._probabilities([embed_images(run.body, images, run.eval_tf, run.batch_size)])
+    proba = model._probabilities([embed_images(images, run.body, run.batch_size)])
     predicted = [run.classes[i] for i in proba.argmax(axis=1)]
     truth = [run.classes[t] for t in targets]
     return {**classification_metrics(truth, predicted, run.classes), "split": name}
@@ -553,8 +502,10 @@ def _manifest(run: _Run, info: dict[str, Any], state: dict[str, Any], metrics: d
 
 def _save_and_report(run: _Run, model: TransferModel, metrics: dict[str, Any],
                      output: str | os.PathLike | None) -> None:
-    """Write the model with its report; the checkpoint goes once the model is saved."""
+    """Write the model with its report; the checkpoint goes once the model is saved (with
+    nothing saved, its temporary folder goes)."""
     if output is None:
+        shutil.rmtree(run.checkpoint.parent, ignore_errors=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_report(tmp, _headline(metrics), model.history_,
