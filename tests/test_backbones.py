@@ -15,7 +15,12 @@ from transferkit.backbones import (
     list_backbones,
 )
 from transferkit.data import load_image
-from transferkit.errors import IncompatibleModelError, InvalidOptionError, UnknownNameError
+from transferkit.errors import (
+    IncompatibleModelError,
+    InvalidOptionError,
+    MissingWeightsError,
+    UnknownNameError,
+)
 from transferkit.features import preprocess_images
 
 
@@ -92,11 +97,15 @@ def test_any_timm_arch_with_a_local_checkpoint(tmp_path):
         torch.testing.assert_close(create("resnet18", checkpoint=pth, num_classes=7)(x), source(x))
 
 
-def test_clear_errors_for_bad_backbone_requests(tmp_path):
+def test_clear_errors_for_bad_backbone_requests(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown backbone 'no_such_net'"):
         create("no_such_net")
-    with pytest.raises(ValueError, match="no offline weights"):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MissingWeightsError, match="not found in the Hugging Face cache"):
         create("resnet18")
+    with pytest.raises(MissingWeightsError, match="timm publishes no pretrained weights"):
+        create("cspresnet50w")
     garbage = tmp_path / "broken.pth"
     garbage.write_bytes(b"definitely not a checkpoint")
     with pytest.raises(ValueError, match="broken.pth"):

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from transferkit.backbones.arch import block_names, feature_taps, resize_input
 from transferkit.backbones.preprocessing import Preprocessing
 from transferkit.spec import ensure_compatible
 from transferkit.utils import atomic_path, write_manifest
@@ -27,13 +28,15 @@ class Backbone(nn.Module):
     """
 
     def __init__(self, model: nn.Module, name: str, preprocessing: Preprocessing,
-                 weights_id: str = "random", source: str = "timm") -> None:
+                 weights_id: str = "random", source: str = "timm",
+                 weights: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.model = model
         self.name = name
         self.preprocessing = preprocessing
         self.weights_id = weights_id
         self.source = source
+        self.weights = weights  # where pretrained weights came from (hub repo, revision, hash)
 
     # -- shapes -------------------------------------------------------------------------
     @property
@@ -69,13 +72,16 @@ class Backbone(nn.Module):
 
     def block_names(self) -> list[str]:
         """Coarse stages (e.g. ``blocks.0`` … ``blocks.6``), shallow to deep: the unfreeze unit."""
-        from transferkit.backbones.arch import block_names
-
         return block_names(self.model)
+
+    def feature_taps(self) -> list[dict[str, Any]]:
+        """``[{module, num_chs, reduction}]`` shallow to deep (timm's ``feature_info``): the
+        feature maps dense heads and layer atlases read."""
+        return feature_taps(self.model)
 
     # -- identity -----------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
-        return {
+        spec = {
             "name": self.name,
             "arch": self.arch,
             "source": self.source,
@@ -83,11 +89,20 @@ class Backbone(nn.Module):
             "num_features": self.num_features,
             "preprocessing": self.preprocessing.to_dict(),
         }
+        if self.weights:
+            spec["weights"] = dict(self.weights)
+        return spec
 
     def with_preprocessing(self, preprocessing: Preprocessing) -> Backbone:
-        """A copy that feeds the same weights (shared, not copied) another preprocessing."""
+        """A copy that feeds the same weights (shared, not copied) another preprocessing.
+
+        A model that takes one input size only (ViT) gets its own copy at the new size, its
+        position embedding resampled by timm.
+        """
         twin = copy.copy(self)  # its own attributes; the timm model (weights) stays shared
+        twin._modules = dict(self._modules)  # assigning twin.model must not touch self
         twin.preprocessing = preprocessing
+        twin.model = resize_input(self.model, preprocessing.input_size)
         return twin
 
     def with_image_size(self, image_size: int | None) -> Backbone:
@@ -108,6 +123,8 @@ class Backbone(nn.Module):
         source = str(spec.get("source", ""))
         if source.startswith("dir:"):
             model = create(source[4:])
+        elif source.startswith("hf:"):
+            model = create(spec["name"], revision=(spec.get("weights") or {}).get("revision"))
         elif source.startswith("timm+"):
             model = create(spec.get("name") or spec["arch"], checkpoint=source[5:])
         elif spec.get("name"):

@@ -16,10 +16,12 @@ from typing import Any
 
 import torch
 
+from transferkit.backbones.arch import resize_input
 from transferkit.backbones.backbone import FORMAT, MANIFEST, Backbone, state_dict_id
 from transferkit.backbones.efficientnet_lite import LITE_VARIANTS, load_lite_weights
+from transferkit.backbones.hub import fetch_weights, pretrained_name
 from transferkit.backbones.preprocessing import Preprocessing
-from transferkit.errors import UnknownNameError
+from transferkit.errors import MissingWeightsError, UnknownNameError
 from transferkit.utils import Entry, Registry, check_options, read_manifest
 
 BACKBONES: Registry[Backbone] = Registry("backbone")
@@ -90,25 +92,30 @@ def _load_weights_file(path: Path) -> dict[str, torch.Tensor]:
 def load_backbone_dir(directory: Path, pretrained: bool = True) -> Backbone:
     """A backbone saved by :meth:`Backbone.save`; ``pretrained=False`` skips its weights."""
     manifest = read_manifest(directory, MANIFEST, "backbone", FORMAT)
-    model = _timm_model(manifest["arch"], num_classes=manifest.get("num_classes", 1000))
+    prep = Preprocessing.from_dict(manifest["preprocessing"])
+    model = resize_input(_timm_model(manifest["arch"], num_classes=manifest.get("num_classes",
+                                                                               1000)),
+                         prep.input_size)
     if pretrained:
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(directory / "backbone.safetensors")), strict=True)
-    prep = Preprocessing.from_dict(manifest["preprocessing"])
     return Backbone(model.eval(), manifest.get("name", directory.name), prep,
                     manifest.get("weights_id", "unknown"), f"dir:{directory}")
 
 
 def create(name: str = DEFAULT_BACKBONE, pretrained: bool = True,
            checkpoint: str | Path | None = None, image_size: int | None = None,
-           **timm_kwargs: Any) -> Backbone:
-    """Build a backbone by registered name, timm architecture, or saved directory.
+           revision: str | None = None, **timm_kwargs: Any) -> Backbone:
+    """Build a backbone by registered name, timm name, or saved directory.
 
-    ``image_size`` runs the same weights at another resolution (e.g. 96 px for 28 px data);
-    the change is recorded in the preprocessing so artefacts stay reproducible.
-    ``timm_kwargs`` (``drop_rate``, ...) go to ``timm.create_model`` for timm architectures;
-    a registered name or saved directory refuses options it does not take.
+    A timm name with pretrained weights (``resnet50``, ``resnet50.a1_in1k``: any of
+    ``timm.list_pretrained()``) loads them from the Hugging Face cache, downloading them
+    first when the machine is online (``revision`` pins a hub commit); ``checkpoint`` loads
+    a local file instead. ``image_size`` runs the same weights at another resolution (e.g.
+    96 px for 28 px data), recorded in the preprocessing so artefacts stay reproducible.
+    ``timm_kwargs`` (``drop_rate``, ...) go to ``timm.create_model`` for timm names; a
+    registered name or saved directory refuses options it does not take.
     """
     if name in BACKBONES:
         entry = BACKBONES.get(name)
@@ -121,22 +128,44 @@ def create(name: str = DEFAULT_BACKBONE, pretrained: bool = True,
     elif Path(name).is_dir():
         check_options(f"saved backbone {name}", timm_kwargs, [])
         backbone = load_backbone_dir(Path(name), pretrained)
+    elif pretrained and checkpoint is None and pretrained_name(name) is not None:
+        backbone = _create_from_hub(name, revision, **timm_kwargs)
     else:
         backbone = _create_timm(name, pretrained, checkpoint, **timm_kwargs)
     return backbone.with_image_size(image_size)
 
 
+def _create_from_hub(name: str, revision: str | None, **timm_kwargs: Any) -> Backbone:
+    """A pretrained timm tag, its weights file resolved (cache or download) and loaded by
+    timm's own pretrained loader."""
+    import timm
+
+    weights = fetch_weights(name, revision)
+    try:
+        model = timm.create_model(weights.name, pretrained=True,
+                                  pretrained_cfg_overlay={"file": weights.path}, **timm_kwargs)
+    except Exception as exc:  # noqa: BLE001 - a truncated or edited cache file, named
+        raise ValueError(f"{weights.path}: cached weights of {weights.name} do not load "
+                         f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
+                         f"delete the file to download it again") from exc
+    prep = Preprocessing.from_timm_config(model.pretrained_cfg)
+    return Backbone(model.eval(), weights.name, prep, weights.weights_id, weights.source,
+                    weights.record())
+
+
 def _create_timm(arch: str, pretrained: bool, checkpoint: str | Path | None,
                  display_name: str | None = None, **timm_kwargs: Any) -> Backbone:
     import timm
+    from timm.models import split_model_name_tag
 
-    if not timm.is_model(arch):
+    if not timm.is_model(split_model_name_tag(arch)[0]):
         raise UnknownNameError(f"unknown backbone {arch!r}: not registered "
                                f"({', '.join(list_backbones())}), not a timm architecture, "
                                f"and not a saved backbone directory")
     if pretrained and checkpoint is None:
-        raise ValueError(f"{arch!r} has no offline weights here: pass checkpoint=PATH "
-                         f"(safetensors or .pth), or pretrained=False for random init")
+        raise MissingWeightsError(f"{arch!r}: timm publishes no pretrained weights for it; "
+                                  f"pass checkpoint=PATH (safetensors or .pth), or "
+                                  f"pretrained=False for random init")
     model = _timm_model(arch, **timm_kwargs)
     weights_id = "random"
     if checkpoint is not None:

@@ -21,12 +21,43 @@ def register(app: typer.Typer) -> None:
 
 
 @friendly_errors
-def backbones() -> None:
-    """List registered backbones (any timm name plus --checkpoint works too)."""
-    from transferkit.backbones import describe_backbones
+def backbones(
+    all_tags: bool = typer.Option(False, "--all", help="Every pretrained tag timm knows "
+                                  "(weights download on first use when online)."),
+    pattern: str | None = typer.Option(None, "--filter", help="Shell-style name filter, "
+                                       "e.g. 'resnet*'."),
+    layers: str | None = typer.Option(None, "--layers", help="Print BACKBONE's blocks and "
+                                      "feature taps (names for visualize / top-images)."),
+) -> None:
+    """Backbones ready offline (registered + found in the Hugging Face cache), or with --all
+    every pretrained timm tag; any of these names works as --backbone everywhere."""
+    from transferkit.backbones.catalog import available_backbones, pretrained_tags
 
-    for entry in describe_backbones():
-        console.print(f"[bold]{entry.name}[/bold]  {entry.description}")
+    if layers is not None:
+        return _print_layers(layers)
+    if all_tags:
+        rows = pretrained_tags(pattern)
+        for row in rows:
+            mark = "cached" if row["cached"] else ""
+            console.print(f"{row['name']:<60} {row['input_size']:>4}px  {mark}",
+                          highlight=False)
+        console.print(f"{len(rows)} pretrained tags", highlight=False)
+        return
+    for row in available_backbones(pattern):
+        console.print(f"[bold]{row['name']}[/bold]  {row['input_size']}px  "
+                      f"{row['params_m']}M params  ready from {row['ready']}  "
+                      f"{row['description']}", highlight=False)
+
+
+def _print_layers(name: str) -> None:
+    from transferkit.backbones import create
+
+    model = create(name, pretrained=False)
+    console.print(f"[bold]{name}[/bold] blocks (unfreeze units, shallow to deep): "
+                  f"{', '.join(model.block_names())}", highlight=False)
+    for tap in model.feature_taps():
+        console.print(f"  feature tap {tap['module']}: {tap['num_chs']} channels, "
+                      f"stride {tap['reduction']}", highlight=False)
 
 
 @friendly_errors

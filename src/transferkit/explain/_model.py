@@ -12,6 +12,28 @@ from torch import nn
 from transferkit.backbones import Backbone
 
 
+def channels_first(activation: torch.Tensor) -> torch.Tensor:
+    """A layer's output as (N, C, positions...): CNN maps are (N, C, H, W) already; a
+    transformer block's tokens (N, L, C) become (N, C, L), so "channel c" means the same thing
+    for both families."""
+    if activation.ndim == 3:
+        return activation.transpose(1, 2)
+    return activation
+
+
+def channel_means(activation: torch.Tensor) -> torch.Tensor:
+    """(N, C): each channel's mean over its positions (pixels or tokens)."""
+    maps = channels_first(activation)
+    return maps.mean(dim=tuple(range(2, maps.ndim))) if maps.ndim > 2 else maps
+
+
+def centre_value(maps: torch.Tensor) -> torch.Tensor:
+    """(N,) value at the centre position of (N, H, W) maps or (N, L) token rows."""
+    if maps.ndim == 3:
+        return maps[:, maps.shape[1] // 2, maps.shape[2] // 2]
+    return maps[:, maps.shape[1] // 2]
+
+
 class StopForward(Exception):
     """Raised by a ``capture(..., stop=True)`` hook: the layers after it are not needed."""
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from transferkit.backbones import Backbone, imagenet_index, imagenet_labels
-from transferkit.explain._model import PixelModel
+from transferkit.explain._model import PixelModel, centre_value, channels_first
 from transferkit.utils import progress
 
 # Square root of the ImageNet RGB covariance (rows: R, G, B), the colour decorrelation used by
@@ -146,7 +146,7 @@ def _objective(model: PixelModel, target: Target, views: torch.Tensor,
     if target.kind == "class":
         # the logit, plus a little log-softmax so rival classes are pushed down too
         return (logits[:, target.index] + 0.5 * logits.log_softmax(-1)[:, target.index]).mean()
-    act = store["out"]
+    act = channels_first(store["out"])
     if target.kind == "layer":
         return act.pow(2).mean()
     if target.index >= act.shape[1]:
@@ -154,7 +154,7 @@ def _objective(model: PixelModel, target: Target, views: torch.Tensor,
     channel = act[:, target.index]
     if target.kind == "channel":
         return channel.mean()
-    return channel[:, channel.shape[1] // 2, channel.shape[2] // 2].mean()
+    return centre_value(channel).mean()
 
 
 def visualize(backbone: Backbone, target: Target | str, steps: int = 64, size: int = 128,

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from transferkit.backbones import Backbone
-from transferkit.explain._model import PixelModel, StopForward
+from transferkit.explain._model import PixelModel, StopForward, channel_means
 from transferkit.utils import atomic_path, progress
 
 
@@ -104,10 +104,10 @@ def top_activating(backbone: Backbone, images: str | os.PathLike | np.ndarray, l
                 model(batch)
             except StopForward:
                 pass
-            act = store["out"]
-            if channel >= act.shape[1]:
-                raise ValueError(f"{layer} has {act.shape[1]} channels; got channel {channel}")
-            scores.extend(act[:, channel].mean(dim=(1, 2)).tolist())
+            means = channel_means(store["out"])
+            if channel >= means.shape[1]:
+                raise ValueError(f"{layer} has {means.shape[1]} channels; got channel {channel}")
+            scores.extend(means[:, channel].tolist())
             names.extend(batch_names)
     order = np.argsort(scores)[::-1][:k]
     if isinstance(images, np.ndarray):

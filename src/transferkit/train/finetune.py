@@ -240,7 +240,9 @@ def _cache_trunk(run: _Run) -> _CachedTrunk | None:
     inference mode), so compute it once and let the epochs run only the top blocks."""
     if run.strategy != "finetune" or run.config.augment:
         return None
-    split = split_trunk(run.body.model, run.config.unfreeze_blocks)
+    size = run.body.preprocessing.input_size
+    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    split = split_trunk(run.body.model, run.config.unfreeze_blocks, example)
     if split is None:
         return None
     train, val = (trunk_outputs(run.body, split, run.parts[name][0], run.eval_tf,
@@ -323,6 +325,12 @@ def _make_optimizer(run: _Run, trainable: set[str],
     if resumed is not None:
         restore_optimizer(optimizer, resumed)
     return optimizer
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Image batches (and CNN trunk maps) in the layout CPU convolutions prefer; token
+    sequences from a transformer trunk (N, L, C) as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 
 def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -410,7 +418,7 @@ def _train_steps(inputs: _EpochInputs, optimizer: torch.optim.Optimizer, loss_fn
     """Optimiser steps over the training batches: summed loss, correct and seen counts."""
     total, correct, seen, steps = 0.0, 0, 0, 0
     for x, y in progress(inputs.loader, desc=desc, unit="batch"):
-        logits = inputs.forward(x.contiguous(memory_format=torch.channels_last))
+        logits = inputs.forward(_channels_last(x))
         loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -445,7 +453,7 @@ def _accuracy(forward: Callable[[torch.Tensor], torch.Tensor], net: FinetuneNet,
     net.eval()
     correct, total, n = 0, 0.0, 0
     for x, y in batches:
-        logits = forward(x.contiguous(memory_format=torch.channels_last))
+        logits = forward(_channels_last(x))
         correct += int((logits.argmax(1) == y).sum())
         total += float(loss_fn(logits, y)) * len(y)
         n += len(y)
