@@ -143,6 +143,9 @@ def test_every_command_runs_on_each_architecture(offline, arch, tmp_path, photos
     _cli("train", fashion_mini, "-b", arch, "--image-size", 64, "-s", "finetune", "--epochs",
          1, "--head-epochs", 3, "--max-steps-per-epoch", 2, "--unfreeze-blocks", 1,
          "--no-augment", "-o", out / "tuned")
+    _cli("train", fashion_mini, "-b", arch, "--image-size", 32, "-s", "scratch", "--epochs",
+         1, "--max-steps-per-epoch", 1, "-o", out / "scratch")
+    assert TransferModel.load(out / "scratch").spec_["weights_id"].startswith("scratch-")
     tuned = TransferModel.load(out / "tuned")
     assert tuned.manifest["training"]["epochs_run"] == 1
     assert tuned.backbones[0].preprocessing.input_size == 64

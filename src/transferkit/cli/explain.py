@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
 @friendly_errors
 def visualize(
     target: str = typer.Argument(..., help="class:tabby | layer:blocks.4 | channel:blocks.4:12 "
-                                 "| neuron:blocks.4:12 (a bare word is a class)."),
+                                 "| neuron:blocks.4:12 (a bare word is a class; `transferkit "
+                                 "backbones --layers NAME` lists a model's layers)."),
     output: Path = typer.Option(Path("out/visualization.png"), "--output", "-o"),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     steps: int = typer.Option(64, min=1),
