@@ -93,3 +93,20 @@ def test_cli_turns_user_errors_into_one_line_but_lets_bugs_through(capsys):
     assert "x.png: [not] an image" in capsys.readouterr().err  # markup in messages kept as is
     with pytest.raises(KeyError):  # a bug keeps its traceback
         fails(KeyError("column"))
+
+
+def test_every_estimator_says_not_fitted_the_same_way():
+    import numpy as np
+
+    from transferkit.autoencoders import ConvAutoencoder, PCAAutoencoder
+    from transferkit.heads import make_head
+    from transferkit.text import create_text_encoder
+
+    images = np.zeros((2, 28, 28), np.uint8)
+    calls = [lambda: PCAAutoencoder(4).transform(images),
+             lambda: ConvAutoencoder().transform(images),
+             lambda: make_head("linear").predict_proba(np.zeros((2, 3))),
+             lambda: create_text_encoder("tfidf").transform(["a text"])]
+    for call in calls:
+        with pytest.raises(NotFittedError, match="is not fitted yet: call fit"):
+            call()

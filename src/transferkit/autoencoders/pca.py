@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from transferkit.autoencoders._base import AutoencoderMixin, as_unit_images
+from transferkit.errors import check_is_fitted
 
 
 class PCAAutoencoder(AutoencoderMixin):
@@ -45,10 +46,12 @@ class PCAAutoencoder(AutoencoderMixin):
         return int(self.n_components)
 
     def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "components_")
         images = as_unit_images(X)
         return (images.reshape(len(images), -1) - self.mean_) @ self.components_.T
 
     def inverse_transform(self, codes: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "components_")
         flat = np.asarray(codes, np.float32) @ self.components_ + self.mean_
         return np.clip(flat, 0.0, 1.0).reshape(len(flat), *self.image_shape_)
 
