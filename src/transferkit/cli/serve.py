@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, err_console, friendly_errors
+from transferkit.cli._common import MAX_PIXELS, console, err_console, friendly_errors
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -30,6 +30,7 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535),
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
     http://HOST:PORT/)."""
@@ -45,7 +46,7 @@ def serve(
                           "authentication; anyone who can reach this address can use it")
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                     text_index_path=text_index)
+                     max_image_pixels=max_pixels, text_index_path=text_index)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)
