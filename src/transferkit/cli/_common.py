@@ -47,7 +47,8 @@ MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1,
                                "decompression-bomb warning threshold.")
 
 
-def report_failures(failures, ignored=(), report: Path | None = None, limit: int = 10) -> None:
+def report_failures(failures, ignored=(), report: Path | None = None, limit: int = 10,
+                    what: str = "unreadable file") -> None:
     """A short summary on stderr of what was skipped (with reasons) and ignored; the full
     list is in ``report`` when one was written."""
     from transferkit.data import describe_ignored
@@ -55,7 +56,7 @@ def report_failures(failures, ignored=(), report: Path | None = None, limit: int
     failures = list(failures)
     where = f" (all listed in {escape(str(report))})" if report is not None else ""
     if failures:
-        err_console.print(f"[yellow]skipped {len(failures)} unreadable file(s){where}:"
+        err_console.print(f"[yellow]skipped {len(failures)} {what}(s){where}:"
                           f"[/yellow]", highlight=False)
         for path, reason in failures[:limit]:
             err_console.print(f"  {path}: {reason}", highlight=False, markup=False)
@@ -66,14 +67,15 @@ def report_failures(failures, ignored=(), report: Path | None = None, limit: int
                           highlight=False, markup=False)
 
 
-def write_and_report_failures(output: Path, failures, ignored=()) -> Path | None:
+def write_and_report_failures(output: Path, failures, ignored=(),
+                              what: str = "unreadable file") -> Path | None:
     """Write ``OUTPUT.failures.csv`` beside ``output`` (or remove a stale one), then
     :func:`report_failures` pointing at it."""
     from transferkit.data import write_failure_report
 
     failures = [(str(p), str(r)) for p, r in failures]
     report = write_failure_report(output, failures, ignored)
-    report_failures(failures, ignored, report)
+    report_failures(failures, ignored, report, what=what)
     return report
 
 
