@@ -59,3 +59,13 @@ def test_serve_names_a_missing_model_or_index(tmp_path):
     assert "no-such-model" in result.output and "not found" in result.output
     result = runner.invoke(app, ["serve", "--index", str(tmp_path / "gone.tkindex")])
     assert result.exit_code == 2 and "gone.tkindex" in result.output
+
+
+def test_serve_refuses_to_bind_beyond_loopback_without_a_token():
+    from transferkit.cli import app
+
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFERKIT_TOKEN"}
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "1"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "refusing to serve beyond this machine without authentication" in result.output
+    assert "--token" in result.output

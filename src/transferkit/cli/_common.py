@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -37,28 +38,61 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def report_failures(failures, limit: int = 20) -> None:
-    if not failures:
-        return
-    err_console.print(f"[yellow]skipped {len(failures)} unreadable file(s):[/yellow]")
-    for path, reason in list(failures)[:limit]:
-        err_console.print(f"  {path}: {reason}", highlight=False, markup=False)
-    if len(failures) > limit:
-        err_console.print(f"  … and {len(failures) - limit} more")
+# = transferkit.data.DEFAULT_MAX_PIXELS (Pillow's own warning threshold), written out so that
+# building the CLI does not import Pillow; tests/test_inventory.py checks they agree.
+DEFAULT_MAX_PIXELS = 89_478_485
+MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1,
+                          help="Skip images with more decoded pixels than this (JPEGs count "
+                               "after DCT-scaled decoding); default: Pillow's "
+                               "decompression-bomb warning threshold.")
 
 
-def print_topk_results(results: list[dict], failures, as_json: bool) -> None:
+def report_failures(failures, ignored=(), report: Path | None = None, limit: int = 10,
+                    what: str = "unreadable file") -> None:
+    """A short summary on stderr of what was skipped (with reasons) and ignored; the full
+    list is in ``report`` when one was written."""
+    from transferkit.data import describe_ignored
+
+    failures = list(failures)
+    where = f" (all listed in {escape(str(report))})" if report is not None else ""
+    if failures:
+        err_console.print(f"[yellow]skipped {len(failures)} {what}(s){where}:"
+                          f"[/yellow]", highlight=False)
+        for path, reason in failures[:limit]:
+            err_console.print(f"  {path}: {reason}", highlight=False, markup=False)
+        if len(failures) > limit:
+            err_console.print(f"  … and {len(failures) - limit} more", highlight=False)
+    if ignored:
+        err_console.print(describe_ignored(ignored) + ("" if failures else where),
+                          highlight=False, markup=False)
+
+
+def write_and_report_failures(output: Path, failures, ignored=(),
+                              what: str = "unreadable file") -> Path | None:
+    """Write ``OUTPUT.failures.csv`` beside ``output`` (or remove a stale one), then
+    :func:`report_failures` pointing at it."""
+    from transferkit.data import write_failure_report
+
+    failures = [(str(p), str(r)) for p, r in failures]
+    report = write_failure_report(output, failures, ignored)
+    report_failures(failures, ignored, report, what=what)
+    return report
+
+
+def print_topk_results(results: list[dict], failures, as_json: bool, ignored=()) -> None:
     """Shared output of classify / predict: ``results`` rows are {path, top_k: [{label,
-    probability}]}, ``failures`` (path, reason) pairs. Exits 1 when nothing could be read."""
+    probability}]}, ``failures`` (path, reason) pairs, ``ignored`` non-image files. Exits 1
+    when nothing could be read."""
     if as_json:
-        print(json.dumps({"results": results, "failures": [{"path": p, "reason": r}
-                                                           for p, r in failures]}, indent=2))
+        print(json.dumps({"results": results,
+                          "failures": [{"path": str(p), "reason": r} for p, r in failures],
+                          "ignored": [str(p) for p in ignored]}, indent=2))
     else:
         for res in results:
             console.print(f"[bold]{res['path']}[/bold]", highlight=False)
             for rank, item in enumerate(res["top_k"], 1):
                 console.print(f"  {rank}. {item['probability']:6.1%}  {item['label']}",
                               highlight=False)
-    report_failures(failures)
+    report_failures(failures, ignored)
     if not results:
         raise typer.Exit(1)

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from transferkit.cli._common import (
+    MAX_PIXELS,
     console,
     friendly_errors,
     print_topk_results,
-    report_failures,
+    write_and_report_failures,
 )
 
 
@@ -67,19 +68,22 @@ def classify(
     checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """ImageNet top-k with class names for each image."""
     from transferkit.backbones import create, imagenet_labels
-    from transferkit.data import list_images, try_load_images
+    from transferkit.data import scan_images, try_load_images
     from transferkit.features import preprocess_images
 
-    files = [f for item in images for f in list_images(item)]
+    scan = scan_images(images)
+    files = scan.images
     model = create(backbone, checkpoint=checkpoint)
     labels = imagenet_labels()
     results, failures = [], []
     for start in range(0, len(files), 32):  # decode per batch: a big folder never sits in RAM
         chunk, bad = try_load_images(files[start:start + 32],
-                                     draft_size=model.preprocessing.resize_size)
+                                     draft_size=model.preprocessing.resize_size,
+                                     max_pixels=max_pixels)
         failures.extend(bad)
         if not chunk:
             continue
@@ -87,7 +91,7 @@ def classify(
         for (path, _), pairs in zip(chunk, topk):
             results.append({"path": str(path), "top_k": [
                 {"label": labels[i], "index": i, "probability": round(p, 4)} for i, p in pairs]})
-    print_topk_results(results, [(e.path, e.reason) for e in failures], as_json)
+    print_topk_results(results, [(e.path, e.reason) for e in failures], as_json, scan.ignored)
 
 
 @friendly_errors
@@ -109,8 +113,12 @@ def embed(
     encoder: str = typer.Option("minilm", "--encoder", help="Text encoder: minilm or tfidf."),
     text_column: str = typer.Option("text", help="CSV column holding the texts."),
     label_column: str = typer.Option("label", help="CSV column holding labels (optional)."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
-    """Embed every image under FOLDER (or texts with --text FILE) into a parquet table."""
+    """Embed every image under FOLDER (or texts with --text FILE) into a parquet table.
+
+    Unreadable files are skipped and non-images ignored; all of them are listed in
+    OUTPUT.failures.csv (and in the table's metadata)."""
     if text is not None:
         from transferkit.cli.text import run_embed_text
 
@@ -122,8 +130,9 @@ def embed(
 
     model = create(backbone, checkpoint=checkpoint, image_size=image_size)
     result = embed_folder(folder, model, batch_size=batch_size, num_workers=workers,
-                          engine=engine, threads=threads)
+                          engine=engine, threads=threads, max_pixels=max_pixels)
     result.save(output)
-    console.print(f"wrote {len(result)} embeddings of dim {result.dim} to {output}",
+    console.print(f"wrote {len(result)} embeddings of dim {result.dim} to {output} "
+                  f"({len(result.failures)} skipped, {len(result.ignored)} ignored)",
                   highlight=False)
-    report_failures(result.failures)
+    write_and_report_failures(output, result.failures, result.ignored)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, friendly_errors, report_failures
+from transferkit.cli._common import (
+    MAX_PIXELS,
+    console,
+    friendly_errors,
+    report_failures,
+    write_and_report_failures,
+)
 from transferkit.errors import NotInIndexError
 
 index_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -49,8 +55,10 @@ def build(
                                                           "line) or .csv file instead of images."),
     encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
-    """Embed every image under SOURCES (or texts with --text) and write an index (atomic)."""
+    """Embed every image under SOURCES (or texts with --text) and write an index (atomic);
+    skipped and ignored files are listed in OUTPUT.failures.csv."""
     if text is not None:
         from transferkit.cli.text import run_index_build_text
 
@@ -68,10 +76,10 @@ def build(
     else:
         model = create(backbone, checkpoint=checkpoint, image_size=image_size)
         index = build_index(sources, model, batch_size=batch_size, num_workers=workers,
-                            chunk_size=chunk_size, **params)
+                            chunk_size=chunk_size, max_pixels=max_pixels, **params)
     _print(f"indexed {len(index)} images with {describe_spec(index.spec)} "
            f"({method}, {metric}) -> {output}")
-    report_failures(index.failures)
+    write_and_report_failures(output, index.failures, index.ignored)
 
 
 @index_app.command("add")
@@ -84,11 +92,12 @@ def add(
     text: Path | None = typer.Option(None, "--text", help="Text index: add the texts of this "
                                                           ".txt (one per line) or .csv."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Embed and add images (or texts, --text) without rebuilding; already-indexed files are
-    skipped."""
+    skipped. Re-running after an interruption adds only what is still missing."""
     from transferkit.cli.text import run_index_add_text
-    from transferkit.data import list_images
+    from transferkit.data import scan_images
     from transferkit.search import ImageIndex
     from transferkit.text import is_text_index
 
@@ -101,14 +110,16 @@ def add(
         raise ValueError("index add: give images or folders to add (or --text FILE for a "
                          "text index)")
     index = ImageIndex.load(index_path)
-    paths = [p for f in files for p in list_images(f)]
-    ids = index.add_paths(paths, batch_size=batch_size, num_workers=workers)
+    scan = scan_images(files)
+    index.ignored = [str(p) for p in scan.ignored]
+    ids = index.add_paths(scan.images, batch_size=batch_size, num_workers=workers,
+                          max_pixels=max_pixels)
     index.save()
     first = f" (ids {int(ids[0])}..{int(ids[-1])})" if len(ids) else ""
     _print(f"added {len(ids)} images{first}; index now holds {len(index)}")
     if index.skipped:
         _print(f"skipped {len(index.skipped)} already-indexed file(s)")
-    report_failures(index.failures)
+    write_and_report_failures(index_path, index.failures, index.ignored)
 
 
 @index_app.command("remove")
@@ -217,17 +228,19 @@ def dedupe(
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
     as_json: bool = typer.Option(False, "--json"),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Print groups of near-duplicate images (resized, re-encoded, lightly edited copies)."""
     from transferkit.search import DEFAULT_THRESHOLD, find_duplicates
 
     report = find_duplicates(source, threshold if threshold is not None else DEFAULT_THRESHOLD,
-                             k=k, backbone=backbone, image_size=image_size)
+                             k=k, backbone=backbone, image_size=image_size,
+                             max_pixels=max_pixels)
     if as_json:
         print(json.dumps({"threshold": report.threshold, "items": report.num_items,
                           "groups": [g.to_dict() for g in report],
-                          "failures": [{"path": p, "reason": r} for p, r in report.failures]},
-                         indent=2))
+                          "failures": [{"path": p, "reason": r} for p, r in report.failures],
+                          "ignored": report.ignored}, indent=2))
     else:
         for n, group in enumerate(report, 1):
             _print(f"group {n} ({len(group.items)} images, max distance "
@@ -236,7 +249,7 @@ def dedupe(
                 _print(f"  {path}")
         _print(f"{len(report)} duplicate group(s) among {report.num_items} images "
                f"(threshold {report.threshold})")
-        report_failures(report.failures)
+        report_failures(report.failures, report.ignored)
 
 
 @friendly_errors

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, err_console, friendly_errors
+from transferkit.cli._common import MAX_PIXELS, console, err_console, friendly_errors
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -30,6 +30,12 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535),
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    max_pixels: int = MAX_PIXELS,
+    token: str | None = typer.Option(None, "--token", envvar="TRANSFERKIT_TOKEN",
+                                     help="Require 'Authorization: Bearer TOKEN' on the API "
+                                          "(health stays open); needed to bind beyond "
+                                          "loopback. Open the page as http://HOST:PORT/#token="
+                                          "TOKEN."),
 ) -> None:
     """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
     http://HOST:PORT/)."""
@@ -40,12 +46,15 @@ def serve(
     for what, path in (("model", model), ("index", index), ("text index", text_index)):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: {what} not found")
-    if host not in LOOPBACK:
-        err_console.print(f"[yellow]warning:[/yellow] binding {host}: the service has no "
-                          "authentication; anyone who can reach this address can use it")
+    if host not in LOOPBACK and not token:
+        raise ValueError(f"--host {host}: refusing to serve beyond this machine without "
+                         f"authentication; pass --token TOKEN (or set TRANSFERKIT_TOKEN)")
+    if token and len(token) < 16:
+        err_console.print("[yellow]warning:[/yellow] a token under 16 characters is easy to "
+                          "guess")
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                     text_index_path=text_index)
+                     max_image_pixels=max_pixels, text_index_path=text_index, token=token)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, err_console, friendly_errors, report_failures
+from transferkit.cli._common import (
+    console,
+    err_console,
+    friendly_errors,
+    write_and_report_failures,
+)
 from transferkit.errors import NotInIndexError
 
 ENCODER_HELP = "Text encoder: minilm (pretrained sentence model, 384-d) or tfidf."
@@ -48,7 +53,7 @@ def run_embed_text(source: Path, output: Path, encoder: str = "minilm",
         enc.save(encoder_dir_for(output))
         console.print(f"TF-IDF encoder (vocabulary, idf) saved to {encoder_dir_for(output)}",
                       highlight=False)
-    report_failures(emb.failures)
+    write_and_report_failures(output, emb.failures, what="text row")
 
 
 def run_index_build_text(source: Path, output: Path, encoder: str = "minilm",
@@ -62,7 +67,7 @@ def run_index_build_text(source: Path, output: Path, encoder: str = "minilm",
     console.print(f"indexed {len(index)} texts with {index.spec['name']} "
                   f"(dim {index.spec['num_features']}, {method}, {metric}) -> {output}",
                   highlight=False)
-    report_failures(index.failures)
+    write_and_report_failures(output, index.failures, what="text row")
 
 
 def run_index_add_text(index_path: Path, source: Path | None, text_column: str = "text"
@@ -84,7 +89,8 @@ def run_index_add_text(index_path: Path, source: Path | None, text_column: str =
     if len(new) < len(data.texts):
         console.print(f"skipped {len(data.texts) - len(new)} already-indexed text(s)",
                       highlight=False)
-    report_failures(list(data.failures) + index.failures)
+    write_and_report_failures(index_path, list(data.failures) + index.failures,
+                              what="text row")
 
 
 def run_index_remove_text(index_path: Path, ids_or_texts: list[str]) -> None:

@@ -13,11 +13,13 @@ from typing import Any
 import typer
 
 from transferkit.cli._common import (
+    MAX_PIXELS,
     console,
     err_console,
     friendly_errors,
     print_topk_results,
     report_failures,
+    write_and_report_failures,
 )
 from transferkit.train.config import FinetuneConfig
 
@@ -100,6 +102,7 @@ def train(
     encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
     label_column: str = typer.Option("label", help="With --text: CSV column of the labels."),
+    max_pixels: int = MAX_PIXELS,
     **training_options: Any,
 ) -> None:
     """Train a classifier on labelled images (or texts with --text); writes model + report."""
@@ -117,7 +120,7 @@ def train(
                     image_size=image_size, val_fraction=val_fraction,
                     test_fraction=test_fraction, seed=seed, batch_size=batch_size,
                     head_params=_parse_params(head_param), ensemble=ensemble,
-                    ensemble_mode=ensemble_mode, **knobs)
+                    ensemble_mode=ensemble_mode, max_pixels=max_pixels, **knobs)
     except TrainingInterrupted as exc:
         err_console.print(f"[yellow]{exc}[/yellow]", highlight=False)
         raise typer.Exit(3) from None
@@ -126,7 +129,9 @@ def train(
                   f"{report.get('split', 'test')} split", highlight=False)
     console.print(format_metrics(report), highlight=False, markup=False)
     console.print(f"model saved to {output} (report in {output / 'report'})", highlight=False)
-    report_failures([(f["path"], f["reason"]) for f in model.manifest.get("failures", [])])
+    write_and_report_failures(output, [(f["path"], f["reason"])
+                                       for f in model.manifest.get("failures", [])],
+                              model.manifest.get("data", {}).get("ignored", []))
 
 
 @friendly_errors
@@ -138,6 +143,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     text: list[str] | None = typer.Option(None, "--text", help="Text to classify with a text "
                                                                "model (repeatable)."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Top-k classes with probabilities for each image or text (bad files skipped, listed)."""
     from transferkit.text import is_text_model
@@ -148,13 +154,13 @@ def predict(
         return run_predict_text(model_dir, text, images, top_k, as_json)
     if not images:
         raise ValueError("predict: give image files or folders (or --text with a text model)")
-    from transferkit.data import list_images
+    from transferkit.data import scan_images
     from transferkit.train import load_model
 
     model = load_model(model_dir)
-    files = [f for item in images for f in list_images(item)]
-    results, failures = model.predict_paths(files, top_k=top_k)
-    print_topk_results(results, failures, as_json)
+    scan = scan_images(images)
+    results, failures = model.predict_paths(scan.images, top_k=top_k, max_pixels=max_pixels)
+    print_topk_results(results, failures, as_json, scan.ignored)
 
 
 @friendly_errors
@@ -164,18 +170,23 @@ def evaluate(
     output: Path | None = typer.Option(None, "--output", "-o",
                                        help="Write report.json + confusion_matrix.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Accuracy, per-class precision/recall and confusion matrix of a model on labelled data."""
     from transferkit.train import format_metrics, load_model
 
-    metrics = load_model(model_dir).evaluate(data, output=output)
+    metrics = load_model(model_dir).evaluate(data, output=output, max_pixels=max_pixels)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
         console.print(format_metrics(metrics), highlight=False, markup=False)
         if output:
             console.print(f"report written to {output}", highlight=False)
-    report_failures([(f["path"], f["reason"]) for f in metrics.get("failures", [])])
+    failures = [(f["path"], f["reason"]) for f in metrics.get("failures", [])]
+    if output:
+        write_and_report_failures(output, failures)
+    else:
+        report_failures(failures)
 
 
 @friendly_errors

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from transferkit.backbones import Backbone, Preprocessing
+from transferkit.data import DEFAULT_MAX_PIXELS
 from transferkit.features import Embeddings, decode_or_reason, normalize_pixels, resolve_backbone
 from transferkit.runtime import (
     ENGINES,
@@ -57,12 +58,12 @@ def _worker_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def decode_batch(batch: dict[str, np.ndarray], preprocessing: dict[str, Any]
-                 ) -> dict[str, np.ndarray]:
+def decode_batch(batch: dict[str, np.ndarray], preprocessing: dict[str, Any],
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
     """Ray task: paths -> uint8 pixels; a bad file keeps its row with ``ok=False`` + reason."""
     prep = Preprocessing.from_dict(preprocessing)
     resize = prep.resize_crop()
-    results = [decode_or_reason(str(p), prep, resize) for p in batch["path"]]
+    results = [decode_or_reason(str(p), prep, resize, max_pixels) for p in batch["path"]]
     size = prep.input_size
     pixels = np.zeros((len(results), size, size, 3), dtype=np.uint8)
     ok = np.zeros(len(results), dtype=bool)
@@ -100,7 +101,8 @@ def embed_paths_ray(paths: Sequence[str | os.PathLike],
                     backbone: str | Backbone = "efficientnet_lite0", batch_size: int = 32,
                     image_size: int | None = None, labels: Sequence | None = None,
                     engine: str = "auto", actors: int | None = None, cpus_per_actor: int = 1,
-                    address: str | None = None, show_progress: bool = True) -> Embeddings:
+                    address: str | None = None, show_progress: bool = True,
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Embeddings:
     """``embed_paths`` through Ray Data: same vectors, same skip-and-report of bad files.
 
     ``address`` (or ``RAY_ADDRESS``) names the cluster; otherwise a local one is started.
@@ -132,7 +134,8 @@ def embed_paths_ray(paths: Sequence[str | os.PathLike],
     # The decode tasks' own memory reservation (room for a batch of full-size photos) also
     # keeps them separate: with identical resources Ray fuses decoding into the model actors,
     # where it would run in series with inference on the actors' cores only.
-    ds = ds.map_batches(decode_batch, fn_kwargs={"preprocessing": model.preprocessing.to_dict()},
+    ds = ds.map_batches(decode_batch, fn_kwargs={"preprocessing": model.preprocessing.to_dict(),
+                                                   "max_pixels": max_pixels},
                         batch_size=batch_size, batch_format="numpy", num_cpus=1,
                         memory=DECODE_MEMORY)
     ds = ds.map_batches(BatchEmbedder, fn_constructor_kwargs=dict(

@@ -19,7 +19,8 @@ FORMAT = "transferkit-embeddings/1"
 class Embeddings:
     """Rows of ``vectors`` belong to ``paths`` (or text ids); ``spec`` names the embedder.
 
-    ``failures`` lists inputs that were skipped, each with its reason.
+    ``failures`` lists inputs that were skipped, each with its reason; ``ignored`` the files
+    found under the input that are not images (so every file is accounted for).
     """
 
     FORMAT: ClassVar[str] = FORMAT
@@ -29,6 +30,7 @@ class Embeddings:
     spec: dict[str, Any] = field(default_factory=dict)
     labels: list[str] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
@@ -52,7 +54,8 @@ class Embeddings:
                    "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim)}
         if self.labels is not None:
             columns["label"] = pa.array([str(v) for v in self.labels], type=pa.string())
-        meta = {"format": FORMAT, "spec": self.spec, "failures": self.failures}
+        meta = {"format": FORMAT, "spec": self.spec, "failures": self.failures,
+                "ignored": self.ignored}
         table = pa.table(columns).replace_schema_metadata(
             {b"transferkit": json.dumps(meta).encode()})
         with atomic_path(path, suffix=".parquet") as tmp:
@@ -79,4 +82,4 @@ class Embeddings:
         vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
         labels = table.column("label").to_pylist() if "label" in table.column_names else None
         return cls(table.column("path").to_pylist(), vectors, meta.get("spec", {}), labels,
-                   [tuple(f) for f in meta.get("failures", [])])
+                   [tuple(f) for f in meta.get("failures", [])], list(meta.get("ignored", [])))

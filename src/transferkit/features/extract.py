@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from transferkit.backbones import Backbone, create
-from transferkit.data import list_images, to_rgb
+from transferkit.data import DEFAULT_MAX_PIXELS, scan_images, to_rgb
 from transferkit.features.embeddings import Embeddings
 from transferkit.features.pipeline import iter_pixel_batches, normalize_pixels
 from transferkit.runtime import ENGINES, choose_engine, make_runner, run_in_order, runs_files
@@ -30,26 +30,28 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
                 batch_size: int = 32, num_workers: int | None = None,
                 image_size: int | None = None, labels: Sequence | None = None,
                 show_progress: bool = True, engine: str = "auto",
-                threads: int | None = None) -> Embeddings:
+                threads: int | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Embeddings:
     """Embed image files; unreadable ones are skipped and listed in ``failures``.
 
     ``engine``: ``"onnx"`` (ONNX Runtime), ``"torch"`` (eager, channels_last), ``"ray"`` (Ray
     Data on the cluster named by ``RAY_ADDRESS`` or a local one, when ``transferkit[distributed]``
     is installed) or ``"auto"`` (see :func:`transferkit.runtime.choose_engine`).
     ``num_workers`` decode threads (default: one per core) run ahead of the model; ``threads``
-    sets the model's intra-op threads (default: all cores).
+    sets the model's intra-op threads (default: all cores). Images over ``max_pixels``
+    decoded pixels (after JPEG DCT scaling) are skipped before decoding.
     """
     model = resolve_backbone(backbone, image_size)
     paths = [Path(p) for p in paths]
     engine = choose_engine(engine, model, len(paths))
     if runs_files(engine):
         return ENGINES.get(engine).factory(paths, model, batch_size=batch_size, labels=labels,
-                                           show_progress=show_progress)
+                                           show_progress=show_progress, max_pixels=max_pixels)
     n_batches = -(-len(paths) // batch_size)
     runner = make_runner(engine, model, threads, n_batches)
     prep = model.preprocessing
     workers = decode_threads(num_workers)
-    batches = iter_pixel_batches(paths, prep, batch_size, workers)
+    batches = iter_pixel_batches(paths, prep, batch_size, workers, max_pixels=max_pixels)
     if show_progress:
         batches = progress(batches, desc=f"embed ({model.name}, {engine})", total=n_batches,
                            unit="batch")
@@ -79,12 +81,23 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
                       kept_labels, failures)
 
 
-def embed_folder(folder: str | os.PathLike, backbone: str | Backbone = "efficientnet_lite0",
-                 **kwargs) -> Embeddings:
-    files = list_images(folder)
-    if not files:
-        raise FileNotFoundError(f"{folder}: no image files found")
-    return embed_paths(files, backbone, **kwargs)
+def embed_folder(folder: str | os.PathLike | Sequence[str | os.PathLike],
+                 backbone: str | Backbone = "efficientnet_lite0", **kwargs) -> Embeddings:
+    """Embed every image under ``folder`` (or several); files that are not images are
+    listed in ``ignored``, unreadable ones in ``failures`` (see :func:`embed_paths`)."""
+    scan = scan_images(folder)
+    if not scan.images:
+        raise FileNotFoundError(f"{folder}: no image files found"
+                                f"{_ignored_note(scan.ignored)}")
+    result = embed_paths(scan.images, backbone, **kwargs)
+    result.ignored = [str(p) for p in scan.ignored]
+    return result
+
+
+def _ignored_note(ignored: Sequence[Path]) -> str:
+    from transferkit.data import describe_ignored
+
+    return f" ({describe_ignored(ignored)})" if ignored else ""
 
 
 def embed_images(images: Sequence, backbone: str | Backbone = "efficientnet_lite0",

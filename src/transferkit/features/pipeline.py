@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from transferkit.backbones import Preprocessing, ResizeCenterCrop
-from transferkit.data import load_image
+from transferkit.data import DEFAULT_MAX_PIXELS, load_image
 from transferkit.errors import ImageLoadError
 
 
@@ -31,9 +31,10 @@ class PixelBatch:
 
 
 def decode_file(path: str | os.PathLike, prep: Preprocessing,
-                resize: ResizeCenterCrop | None = None) -> np.ndarray:
+                resize: ResizeCenterCrop | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """One file -> (S, S, 3) uint8 ready for the model; raises :class:`ImageLoadError`."""
-    image = load_image(path, draft_size=prep.resize_size)
+    image = load_image(path, draft_size=prep.resize_size, max_pixels=max_pixels)
     try:
         pixels = (resize or prep.resize_crop()).pixels(image)
         return pixels.reshape(prep.input_size, prep.input_size, 3)
@@ -43,9 +44,11 @@ def decode_file(path: str | os.PathLike, prep: Preprocessing,
 
 
 def decode_or_reason(path: str | os.PathLike, prep: Preprocessing,
-                     resize: ResizeCenterCrop | None = None) -> np.ndarray | str:
+                     resize: ResizeCenterCrop | None = None,
+                     max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | str:
+    """:func:`decode_file`, with a failure returned as its reason (for batch workers)."""
     try:
-        return decode_file(path, prep, resize)
+        return decode_file(path, prep, resize, max_pixels)
     except ImageLoadError as exc:
         return exc.reason
 
@@ -61,11 +64,12 @@ CHUNK = 8  # images per decode task: amortises inter-process hops, keeps both co
 PROCESS_MIN_IMAGES = 64  # below this, starting worker processes costs more than it saves
 
 
-def decode_chunk(paths: Sequence[str], preprocessing: dict) -> list[np.ndarray | str]:
+def decode_chunk(paths: Sequence[str], preprocessing: dict,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray | str]:
     """Worker task: decode a few files (pixels, or the reason each one failed)."""
     prep = Preprocessing.from_dict(preprocessing)
     resize = prep.resize_crop()
-    return [decode_or_reason(p, prep, resize) for p in paths]
+    return [decode_or_reason(p, prep, resize, max_pixels) for p in paths]
 
 
 def _process_pool(workers: int):
@@ -79,20 +83,24 @@ def _process_pool(workers: int):
 
 def iter_pixel_batches(paths: Sequence[str | os.PathLike], prep: Preprocessing,
                        batch_size: int = 32, workers: int = 2, prefetch_batches: int = 2,
-                       processes: bool | None = None) -> Iterator[PixelBatch]:
+                       processes: bool | None = None,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[PixelBatch]:
     """Batches in input order, decoded by ``workers`` running ``prefetch_batches`` ahead.
 
     Threads by default: cheapest per image (the JPEG decoder and the resize release the GIL;
     file opening and header parsing do not), and 2 of them decode 4-5x faster than 2 cores
     can embed. With 3+ workers on a long job (``processes=None``) workers are processes, so
-    the Python parts scale with cores too. ``workers=0`` decodes inline.
+    the Python parts scale with cores too. ``workers=0`` decodes inline. Files over
+    ``max_pixels`` (after JPEG DCT scaling) fail before decoding, so peak memory stays bounded
+    by ``workers`` x ``max_pixels``.
     """
     paths = [str(p) for p in paths]
     if workers <= 0:
         resize = prep.resize_crop()
         for start in range(0, len(paths), batch_size):
             idx = list(range(start, min(start + batch_size, len(paths))))
-            yield assemble(idx, [decode_or_reason(paths[i], prep, resize) for i in idx])
+            yield assemble(idx, [decode_or_reason(paths[i], prep, resize, max_pixels)
+                                 for i in idx])
         return
     if processes is None:
         processes = workers >= 3 and len(paths) >= PROCESS_MIN_IMAGES
@@ -108,7 +116,8 @@ def iter_pixel_batches(paths: Sequence[str | os.PathLike], prep: Preprocessing,
         while done < len(paths):
             while submitted < len(paths) and submitted < done + window:
                 stop = min(submitted + chunk, len(paths))
-                pending.append(pool.submit(decode_chunk, paths[submitted:stop], config))
+                pending.append(pool.submit(decode_chunk, paths[submitted:stop], config,
+                                           max_pixels))
                 submitted = stop
             want = min(batch_size, len(paths) - done)
             while len(ready) < want:

@@ -79,6 +79,7 @@ class DuplicateReport:
     threshold: float
     num_items: int
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files found that are not images
 
     def __iter__(self):
         return iter(self.groups)
@@ -104,6 +105,7 @@ def find_duplicates(source, threshold: float = DEFAULT_THRESHOLD, k: int = 10,
     from transferkit.search.vector_index import VectorIndex
 
     failures: list[tuple[str, str]] = []
+    ignored: list[str] = []
     if isinstance(source, ImageIndex):
         index = source.index
     elif isinstance(source, VectorIndex):
@@ -114,9 +116,9 @@ def find_duplicates(source, threshold: float = DEFAULT_THRESHOLD, k: int = 10,
         index = VectorIndex.load(source)
     else:
         built = build_index(source, backbone, image_size=image_size, **build_kwargs)
-        index, failures = built.index, built.failures
+        index, failures, ignored = built.index, built.failures, built.ignored
     return DuplicateReport(duplicate_groups(index, threshold, k), threshold, len(index),
-                           list(failures))
+                           list(failures), list(ignored))
 
 
 __all__ = ["DuplicateGroup", "DuplicateReport", "find_duplicates", "duplicate_groups",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from transferkit.backbones import Backbone
-from transferkit.data import list_images
+from transferkit.data import DEFAULT_MAX_PIXELS, scan_images
 from transferkit.errors import ImageLoadError, IncompatibleModelError, NotInIndexError
 from transferkit.features import Embeddings, embed_images, embed_paths, resolve_backbone
 from transferkit.search.vector_index import VectorIndex
@@ -69,7 +69,8 @@ class ImageIndex:
                              f"{describe_spec(index.spec)}){hint}")
         self.index = index
         self.path = Path(path) if path is not None else None
-        self.failures: list[tuple[str, str]] = []
+        self.failures: list[tuple[str, str]] = []  # unreadable files of the last build/add
+        self.ignored: list[str] = []  # files found there that are not images
         self.skipped: list[tuple[str, str]] = []
         self._backbone = None
         self._lookup: dict[str, int] | None = None
@@ -132,7 +133,8 @@ class ImageIndex:
 
     def add_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
                   num_workers: int | None = None, chunk_size: int = 1024,
-                  callback: ProgressCallback | None = None) -> np.ndarray:
+                  callback: ProgressCallback | None = None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """Embed and add new files (no rebuild). Already-indexed and unreadable files are
         skipped and listed in :attr:`skipped` / :attr:`failures`."""
         known = self._path_lookup()
@@ -145,10 +147,16 @@ class ImageIndex:
         self.failures = []
         added = [np.zeros(0, np.int64)]
         for emb in _embed_chunks(fresh, self.backbone, batch_size, num_workers, chunk_size,
-                                 callback):
+                                 callback, max_pixels):
             self.failures.extend(emb.failures)
             added.append(self.add_embeddings(emb))
+        self._record_outcome()
         return np.concatenate(added)
+
+    def _record_outcome(self) -> None:
+        """Keep the last run's skipped and ignored files in the saved file's header."""
+        self.index.notes["failures"] = [list(f) for f in self.failures]
+        self.index.notes["ignored"] = list(self.ignored)
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         self._lookup = None
@@ -237,28 +245,27 @@ def _with_kind(spec: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _embed_chunks(paths: Sequence[str], backbone, batch_size: int, num_workers: int | None,
-                  chunk_size: int, callback: ProgressCallback | None) -> Iterator:
+                  chunk_size: int, callback: ProgressCallback | None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator:
     """Embed in chunks so only one chunk of decoded images is alive at any time."""
     starts = range(0, len(paths), max(1, chunk_size))
     done = 0
     for start in progress(starts, desc=f"index ({backbone.name})", unit="chunk"):
         chunk = list(paths[start:start + chunk_size])
         emb = embed_paths(chunk, backbone, batch_size=batch_size, num_workers=num_workers,
-                          show_progress=False)
+                          show_progress=False, max_pixels=max_pixels)
         done += len(chunk)
         yield emb
         if callback is not None:
             callback(done, len(paths))
 
 
-def _list_sources(source) -> list[str]:
-    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    files: list[str] = []
-    for item in items:
-        files.extend(_norm(p) for p in list_images(item))
-    if not files:
+def _list_sources(source) -> tuple[list[str], list[str]]:
+    """(image files, ignored non-image files) under ``source``, as absolute paths."""
+    scan = scan_images(source)
+    if not scan.images:
         raise FileNotFoundError(f"{source}: no image files found")
-    return files
+    return [_norm(p) for p in scan.images], [_norm(p) for p in scan.ignored]
 
 
 def _is_parquet(source) -> bool:
@@ -272,7 +279,8 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
                 ef_search: int = 64, image_size: int | None = None, batch_size: int = 32,
                 num_workers: int | None = None, chunk_size: int = 1024,
                 output: str | os.PathLike | None = None,
-                callback: ProgressCallback | None = None) -> ImageIndex:
+                callback: ProgressCallback | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIndex:
     """Index a folder, a list of files/folders, or an embeddings parquet (``transferkit embed``).
 
     Files are embedded chunk by chunk (memory bounded by ``chunk_size`` decoded images) and
@@ -291,14 +299,16 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
         spec = _with_kind(emb.spec)
         index = ImageIndex(VectorIndex(emb.dim, spec=spec, **params), path=output)
         index.add_embeddings(emb)
-        index.failures = list(emb.failures)
+        index.failures, index.ignored = list(emb.failures), list(emb.ignored)
+        index._record_outcome()
     else:
-        files = _list_sources(source)
+        files, ignored = _list_sources(source)
         model = resolve_backbone(backbone, image_size).eval()
         index = ImageIndex(VectorIndex(model.num_features, spec=image_spec(model), **params),
                            path=output, backbone=model)
+        index.ignored = ignored
         index.add_paths(files, batch_size=batch_size, num_workers=num_workers,
-                        chunk_size=chunk_size, callback=callback)
+                        chunk_size=chunk_size, callback=callback, max_pixels=max_pixels)
         if not len(index):
             raise ValueError(f"{source}: none of the {len(files)} image files could be read "
                              f"(first: {index.failures[0][0]}: {index.failures[0][1]})")

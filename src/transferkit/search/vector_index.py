@@ -57,6 +57,8 @@ class VectorIndex:
         self.rebuild_threshold = rebuild_threshold
         self.storage = storage
         self._validate()
+        # Extra header fields of the last build/add (e.g. skipped files); not part of the index.
+        self.notes: dict[str, Any] = {}
         self.index_ = self._new_faiss_index()
         self.pos_ids_ = np.zeros(0, np.int64)      # faiss row -> stable id
         self.dead_ = np.zeros(0, bool)            # faiss row -> tombstoned?
@@ -271,7 +273,7 @@ class VectorIndex:
         faiss = _faiss()
         return {"format": FORMAT, "library": f"faiss-cpu {faiss.__version__}",
                 "params": self.params(), "spec": self.spec, "next_id": int(self.next_id_),
-                "size": len(self), "tombstones": self.num_tombstones}
+                "size": len(self), "tombstones": self.num_tombstones, **self.notes}
 
     def save(self, path: str | os.PathLike) -> Path:
         """One safetensors file, written to a temp name then renamed: a crash keeps the old one."""
@@ -332,6 +334,7 @@ class VectorIndex:
         index.id_to_pos_ = {int(i): n for n, i in enumerate(index.pos_ids_)
                             if not index.dead_[n]}
         index.next_id_ = int(header["next_id"])
+        index.notes = {k: header[k] for k in ("failures", "ignored") if k in header}
         return index
 
     def __repr__(self) -> str:

@@ -6,12 +6,14 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from transferkit.backbones import Backbone
+from transferkit.service.auth import Unauthorized, require_token, unauthorized
 from transferkit.service.headers import SecurityHeaders
-from transferkit.service.http_errors import install_error_handlers
-from transferkit.service.routes import ROUTERS
+from transferkit.service.http_errors import UNAUTHORIZED, install_error_handlers
+from transferkit.service.routes import OPEN_ROUTERS, PROTECTED_ROUTERS
 from transferkit.service.routes.pages import mount_static
 from transferkit.service.startup import load_state
 from transferkit.service.uploads import DEFAULT_MAX_IMAGE_PIXELS, MULTIPART_OVERHEAD, BodySizeLimit
@@ -25,12 +27,14 @@ def create_app(model_dir: str | os.PathLike | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                max_pending: int = 64, decode_threads: int = 4,
-               text_index_path: str | os.PathLike | None = None) -> FastAPI:
+               text_index_path: str | os.PathLike | None = None,
+               token: str | None = None) -> FastAPI:
     """Load the model/index once, then serve them; bad inputs get 4xx JSON, never a 500.
 
     ``backbone`` may be a name or an already-built :class:`Backbone` (shared, e.g. in tests).
     Without ``model_dir`` predictions are the backbone's ImageNet classes. ``text_index_path``
-    (from ``transferkit index build --text``) adds text search.
+    (from ``transferkit index build --text``) adds text search. With ``token`` every API
+    route but the health check needs ``Authorization: Bearer <token>``.
     """
     state = load_state(model_dir, index_path, backbone, text_index_path,
                        max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
@@ -41,13 +45,40 @@ def create_app(model_dir: str | os.PathLike | None = None,
                               "search texts. Uploads are multipart form fields named `file`.")
     app.state.service = state
     app.state.engine = state.engine  # kept for callers that reach the engine directly
+    app.state.token = token or None
     app.add_middleware(BodySizeLimit, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for router in ROUTERS:
+    app.add_exception_handler(Unauthorized, unauthorized)
+    for router in OPEN_ROUTERS:
         app.include_router(router)
+    guard = dict(dependencies=[Depends(require_token)], responses=UNAUTHORIZED) if token else {}
+    for router in PROTECTED_ROUTERS:
+        app.include_router(router, **guard)
     mount_static(app)
+    _document_upload_rules(app, max_upload_bytes, max_image_pixels)
     return app
+
+
+def _document_upload_rules(app: FastAPI, max_bytes: int, max_pixels: int) -> None:
+    """Put the upload limits into the OpenAPI document: a non-empty file of at most
+    ``max_bytes``, decoded to at most ``max_pixels`` (the last is checked by decoding)."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            for name, component in schema.get("components", {}).get("schemas", {}).items():
+                field = component.get("properties", {}).get("file")
+                if name.startswith("Body_") and field is not None:
+                    field.update(minLength=1, maxLength=max_bytes, description=(
+                        f"the image, 1 to {max_bytes:,} bytes, at most {max_pixels:,} pixels "
+                        f"once decoded (JPEGs after DCT scaling); any format Pillow decodes, "
+                        f"judged by decoding, never by name or content type"))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @contextlib.asynccontextmanager

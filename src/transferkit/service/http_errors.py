@@ -1,6 +1,7 @@
 """The one place where exceptions become HTTP answers, and where routes document those answers.
 
-Every error answer is ``{"detail": "<reason>"}``, so clients need one way to read them.
+Every error answer is ``{"detail": "<reason>"}`` (validation errors included, as one line),
+so clients need one way to read them, and the OpenAPI document says so for every status.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from transferkit.errors import ServiceBusy
@@ -24,11 +26,30 @@ def error_doc(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
-# The answers any route that takes an image upload can give besides 200 and 422.
+INVALID = {422: error_doc("a parameter or the upload field is missing or out of range")}
+BUSY = {503: error_doc("too many requests waiting for the model (Retry-After: 1)")}
+UNAUTHORIZED = {401: error_doc("missing or wrong bearer token (when the service has one)")}
+
+# The answers any route that takes an image upload can give besides 200.
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: error_doc(text)
-    for code, text in [(400, "corrupt or empty image"), (413, "upload too large"),
-                       (415, "not an image"), (503, "too many requests waiting")]}
+    400: error_doc("empty, truncated or corrupt image, or a bad Content-Length"),
+    413: error_doc("upload over the size limit, or more decoded pixels than the limit"),
+    415: error_doc("not an image (judged by decoding, not by name or content type)"),
+    **INVALID, **BUSY}
+
+
+def format_validation_error(exc: RequestValidationError) -> str:
+    """``query k: Input should be less than or equal to 50; ...`` (one line)."""
+    parts = []
+    for error in exc.errors():
+        where = " ".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)[:500] or "invalid request"
+
+
+async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request that does not fit the spec: 422 with every problem on one line."""
+    return JSONResponse({"detail": format_validation_error(exc)}, status_code=422)
 
 
 async def upload_error(_request: Request, exc: UploadError) -> JSONResponse:
@@ -56,6 +77,7 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UploadError, upload_error)
     app.add_exception_handler(ServiceBusy, service_busy)
     app.add_exception_handler(ThumbnailNotFound, thumbnail_not_found)

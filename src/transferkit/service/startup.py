@@ -35,8 +35,8 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
     text_index = _load_text_index(text_index_path) if text_index_path is not None else None
     engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
                              text_index=text_index)
-    thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)))
-              if index is not None else None)
+    thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)),
+                             max_pixels=max_image_pixels) if index is not None else None)
     return ServiceState(
         engine=engine, backbone_name=net.name, model_info=_model_info(model, model_dir),
         index_info=_index_info(index, index_path, thumbs),

@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-from transferkit.data import load_image
+from transferkit.data import DEFAULT_MAX_PIXELS, load_image
 from transferkit.errors import ImageLoadError, TransferkitError
 
 THUMBNAIL_SIZES = (64, 96, 128, 160, 256)
@@ -24,10 +24,12 @@ class ThumbnailNotFound(TransferkitError, LookupError):
 class ThumbnailStore:
     """JPEG thumbnails of ``paths[id]``, cached (LRU) because result grids repeat images."""
 
-    def __init__(self, paths: Mapping[int, str] | Sequence[str], max_cached: int = 512) -> None:
+    def __init__(self, paths: Mapping[int, str] | Sequence[str], max_cached: int = 512,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         items = paths.items() if isinstance(paths, Mapping) else enumerate(paths)
         self.paths = {int(i): str(p) for i, p in items}
         self.max_cached = max_cached
+        self.max_pixels = max_pixels
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -44,7 +46,7 @@ class ThumbnailStore:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        data = self._render(self.paths[item_id], size)
+        data = self._render(self.paths[item_id], size, self.max_pixels)
         with self._lock:
             self._cache[key] = data
             while len(self._cache) > self.max_cached:
@@ -52,12 +54,11 @@ class ThumbnailStore:
         return data
 
     @staticmethod
-    def _render(path: str, size: int) -> bytes:
+    def _render(path: str, size: int, max_pixels: int) -> bytes:
         from PIL import Image
 
-
         try:
-            image = load_image(path, draft_size=size)
+            image = load_image(path, draft_size=size, max_pixels=max_pixels)
         except ImageLoadError as exc:
             raise ThumbnailNotFound(f"indexed image {exc.reason}") from None
         image.thumbnail((size, size), Image.Resampling.LANCZOS)

@@ -14,11 +14,11 @@ from fastapi import HTTPException
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from transferkit.data import load_image_bytes
+from transferkit.data import DEFAULT_MAX_PIXELS, load_image_bytes
 from transferkit.errors import ImageLoadError, TransferkitError
 
-# A 50-megapixel photo decodes to ~150 MB; beyond that one upload could starve the others.
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+# The same decoded-pixel limit as every other loader, unless the operator passes another.
+DEFAULT_MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 # Room for the multipart envelope (boundaries, part headers) around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 

@@ -1,7 +1,9 @@
 """Text inputs: .txt (one text per line), .csv (text[,label] columns), Debian fortunes.
 
 Each text gets a stable id ``FILE:LINE`` (1-based line where it starts) so embeddings,
-predictions and search hits can be traced back to the source file.
+predictions and search hits can be traced back to the source file. A bad row (empty, not
+UTF-8, malformed CSV) is skipped with a one-line reason under its id; only a file that yields
+no text at all is an error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
+# Bytes that are not UTF-8 survive decoding as lone surrogates (errors="surrogateescape"), so
+# the row holding them can be skipped on its own instead of failing the whole file.
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 # Topical categories with >= 140 entries in Debian's `fortunes` package. Left out: mixed bags
 # with no topic (fortunes, cookie, miscellaneous, knghtbrd, people, humorists, platitudes,
@@ -49,15 +54,27 @@ class TextDataset:
         return TextDataset([self.texts[i] for i in idx], [self.ids[i] for i in idx], labels)
 
 
-def _read_text_file(path: Path) -> str:
+def _read_text_file(path: Path, errors: str = "strict") -> str:
+    """The file as text; ``errors="surrogateescape"`` keeps undecodable bytes for
+    :func:`_not_utf8` to find row by row."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: text file not found")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder; expected a .txt or .csv file")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig", errors=errors)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+
+
+def _not_utf8(*values: str | None) -> str | None:
+    """The skip reason of a row holding bytes that were not UTF-8, else None."""
+    for value in values:
+        found = _UNDECODED.search(value or "")
+        if found:
+            return (f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x} at column "
+                    f"{found.start() + 1})")
+    return None
 
 
 def read_texts(path: str | os.PathLike, text_column: str = "text",
@@ -68,24 +85,34 @@ def read_texts(path: str | os.PathLike, text_column: str = "text",
     (or empty label when labels are required) are skipped and listed in ``failures``.
     """
     path = Path(path)
-    content = _read_text_file(path)
+    content = _read_text_file(path, errors="surrogateescape")
     if path.suffix.lower() == ".csv":
         data = _parse_csv(path, content, text_column, label_column, require_labels)
     else:
         if require_labels:
             raise ValueError(f"{path}: labels are needed but a .txt file has none; use a CSV "
                              f"with '{text_column}' and '{label_column}' columns")
-        texts, ids = [], []
-        for number, line in enumerate(content.splitlines(), 1):
-            if line.strip():
-                texts.append(line.strip())
-                ids.append(f"{path}:{number}")
-        data = TextDataset(texts, ids)
+        data = _parse_lines(path, content)
     if not data.texts:
         reason = "; ".join(f"{i}: {r}" for i, r in data.failures[:3])
         raise ValueError(f"{path}: no texts found" + (f" ({reason})" if reason else
                                                        " (empty file)"))
     return data
+
+
+def _parse_lines(path: Path, content: str) -> TextDataset:
+    """One text per non-blank line; lines that are not UTF-8 are skipped and listed."""
+    texts, ids, failures = [], [], []
+    for number, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        bad = _not_utf8(line)
+        if bad:
+            failures.append((f"{path}:{number}", bad))
+        else:
+            texts.append(line.strip())
+            ids.append(f"{path}:{number}")
+    return TextDataset(texts, ids, None, failures)
 
 
 def _parse_csv(path: Path, content: str, text_column: str, label_column: str | None,
@@ -107,24 +134,40 @@ def _parse_csv(path: Path, content: str, text_column: str, label_column: str | N
         raise ValueError(f"{path}: no label column {label_column!r} (columns: "
                          f"{', '.join(header)}); pick one with --label-column")
     texts, ids, labels, failures = [], [], [], []
-    line = reader.line_num
-    try:
-        for row in reader:
-            start, line = line + 1, reader.line_num
-            row_id = f"{path}:{start}"
-            text = (row.get(text_column) or "").strip()
-            label = (row.get(label_column) or "").strip() if has_labels else None
-            if not text:
-                failures.append((row_id, "empty text"))
-            elif has_labels and require_labels and not label:
-                failures.append((row_id, "empty label"))
-            else:
-                texts.append(text)
-                ids.append(row_id)
-                labels.append(label)
-    except csv.Error as exc:
-        raise ValueError(f"{path}: malformed CSV near line {reader.line_num}: {exc}") from exc
+    for row_id, row in _csv_rows(path, reader, failures):
+        text = (row.get(text_column) or "").strip()
+        label = (row.get(label_column) or "").strip() if has_labels else None
+        reason = _not_utf8(text, label)
+        if reason:
+            failures.append((row_id, reason))
+        elif not text:
+            failures.append((row_id, "empty text"))
+        elif has_labels and require_labels and not label:
+            failures.append((row_id, "empty label"))
+        else:
+            texts.append(text)
+            ids.append(row_id)
+            labels.append(label)
     return TextDataset(texts, ids, labels if has_labels else None, failures)
+
+
+def _csv_rows(path: Path, reader: csv.DictReader, failures: list[tuple[str, str]]):
+    """(``FILE:LINE``, row) pairs; a row the csv module cannot parse (a field over its size
+    limit, say) is listed in ``failures`` and reading goes on with the next line (every
+    ``next`` consumes at least one line of a finite list, so this ends)."""
+    line = reader.line_num
+    while True:
+        start = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            failures.append((f"{path}:{start}", f"malformed CSV row ({exc})"))
+            line = start  # the reader does not count the line it gave up on
+            continue
+        line = reader.line_num
+        yield f"{path}:{start}", row
 
 
 def read_fortune_file(path: str | os.PathLike) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from transferkit.backbones import Backbone, Preprocessing, TrunkSplit
+from transferkit.data import DEFAULT_MAX_PIXELS
 from transferkit.train.data import LabelledImages, Split
 from transferkit.utils import progress
 
@@ -17,13 +18,14 @@ Part = tuple[list, list[int]]  # (PIL images, class indices) of one split
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
-def load_parts(data: LabelledImages, split: Split, prep: Preprocessing
+def load_parts(data: LabelledImages, split: Split, prep: Preprocessing,
+               max_pixels: int = DEFAULT_MAX_PIXELS
                ) -> tuple[dict[str, Part], list[tuple[str, str]]]:
     """Train/val/test images and class indices, plus the files that could not be read."""
     class_index = {c: i for i, c in enumerate(data.classes)}
     all_idx = np.concatenate([split.train, split.val, split.test])
     max_side = max(prep.input_size, prep.resize_size) + 8
-    images, kept, failures = preload(data, all_idx, max_side=max_side)
+    images, kept, failures = preload(data, all_idx, max_side=max_side, max_pixels=max_pixels)
     image_of = dict(zip(kept, images))
     parts = {}
     for name, idx in (("train", split.train), ("val", split.val), ("test", split.test)):
@@ -34,7 +36,8 @@ def load_parts(data: LabelledImages, split: Split, prep: Preprocessing
     return parts, failures
 
 
-def preload(data: LabelledImages, indices: np.ndarray, max_side: int
+def preload(data: LabelledImages, indices: np.ndarray, max_side: int,
+            max_pixels: int = DEFAULT_MAX_PIXELS
             ) -> tuple[list, list[int], list[tuple[str, str]]]:
     """Decode once, shrink to what training needs, keep in memory (epochs re-use it)."""
     from transferkit.data import load_image
@@ -43,7 +46,7 @@ def preload(data: LabelledImages, indices: np.ndarray, max_side: int
     images, kept, failures = [], [], []
     for i in progress(indices, desc="load images", unit="img"):
         try:
-            img = load_image(data.paths[i], draft_size=max_side)
+            img = load_image(data.paths[i], draft_size=max_side, max_pixels=max_pixels)
         except ImageLoadError as exc:
             failures.append((exc.path, exc.reason))
             continue

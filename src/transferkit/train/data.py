@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferkit.data import IMAGE_EXTENSIONS, list_images
+from transferkit.data import IMAGE_EXTENSIONS, scan_images
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test"}
@@ -31,6 +31,7 @@ class LabelledImages:
     splits: list[str] | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files found that are not images
 
     def __post_init__(self) -> None:
         if len(self.paths) != len(self.labels):
@@ -75,24 +76,27 @@ def load_image_folder(root: str | os.PathLike) -> LabelledImages:
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_dirs = [p for p in subdirs if p.name.lower() in SPLIT_NAMES]
     if split_dirs and len(split_dirs) == len(subdirs):
-        paths, labels, splits = [], [], []
+        paths, labels, splits, ignored = [], [], [], []
         for split_dir in split_dirs:
             part = load_image_folder(split_dir)
             paths += part.paths
             labels += part.labels
             splits += [SPLIT_NAMES[split_dir.name.lower()]] * len(part)
-        return LabelledImages(paths, labels, splits, str(root))
+            ignored += part.ignored
+        return LabelledImages(paths, labels, splits, str(root), ignored=ignored)
     paths, labels = [], []
+    ignored = [str(p) for p in root.iterdir() if not p.is_dir() or p.name.startswith(".")]
     for class_dir in subdirs:
-        files = list_images(class_dir)
-        paths += [str(f) for f in files]
-        labels += [class_dir.name] * len(files)
+        scan = scan_images(class_dir)
+        paths += [str(f) for f in scan.images]
+        labels += [class_dir.name] * len(scan.images)
+        ignored += [str(f) for f in scan.ignored]
     if not paths:
         raise ValueError(f"{root}: no images found; expected one sub-folder of images per class")
     if len(set(labels)) < 2:
         raise ValueError(f"{root}: found only {len(set(labels))} class folder(s) with images; "
                          f"need at least 2")
-    return LabelledImages(paths, labels, None, str(root))
+    return LabelledImages(paths, labels, None, str(root), ignored=sorted(ignored))
 
 
 def load_csv(path: str | os.PathLike) -> LabelledImages:

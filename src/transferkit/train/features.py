@@ -14,22 +14,26 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.backbones import Backbone
+from transferkit.data import DEFAULT_MAX_PIXELS
 from transferkit.features import Embeddings, embed_paths
 from transferkit.train.data import LabelledImages
 from transferkit.utils import cache_dir
 
 
-def feature_cache_path(data: LabelledImages, backbone: Backbone) -> Path:
+def feature_cache_path(data: LabelledImages, backbone: Backbone,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> Path:
+    """Keyed by model, files and pixel limit (another limit skips other files)."""
     spec = json.dumps(backbone.spec(), sort_keys=True)
-    key = hashlib.sha256(f"{spec}\n{data.fingerprint()}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{spec}\n{data.fingerprint()}\n{max_pixels}".encode()).hexdigest()[:24]
     return cache_dir("features") / f"{backbone.name}-{key}.parquet"
 
 
 def cached_features(data: LabelledImages, backbone: Backbone, batch_size: int = 32,
-                    num_workers: int | None = None, cache: bool = True
+                    num_workers: int | None = None, cache: bool = True,
+                    max_pixels: int = DEFAULT_MAX_PIXELS
                     ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """-> (features of the readable images, their row indices into ``data``, failures)."""
-    path = feature_cache_path(data, backbone)
+    path = feature_cache_path(data, backbone, max_pixels)
     # Rows are matched by absolute path: the cache key is built from absolute paths, so a
     # cached table must hold them too (callers may pass relative paths from any cwd).
     absolute = [os.path.abspath(p) for p in data.paths]
@@ -43,7 +47,8 @@ def cached_features(data: LabelledImages, backbone: Backbone, batch_size: int = 
         if emb is not None and not all(p in index for p in emb.paths):
             emb = None  # written by an older version with relative paths
     if emb is None:
-        emb = embed_paths(absolute, backbone, batch_size=batch_size, num_workers=num_workers)
+        emb = embed_paths(absolute, backbone, batch_size=batch_size, num_workers=num_workers,
+                          max_pixels=max_pixels)
         if cache:
             emb.save(path)
     rows = np.asarray([index[p] for p in emb.paths], dtype=np.int64)

@@ -52,6 +52,7 @@ from transferkit.backbones import (
     split_trunk,
     state_dict_id,
 )
+from transferkit.data import DEFAULT_MAX_PIXELS
 from transferkit.errors import TrainingInterrupted
 from transferkit.features import embed_images
 from transferkit.heads import LinearHead
@@ -167,13 +168,14 @@ class _EpochInputs(NamedTuple):
 
 def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strategy: str,
              output: str | os.PathLike | None, *, image_size: int | None, batch_size: int,
-             seed: int, info: dict[str, Any], **knobs: Any) -> TransferModel:
+             seed: int, info: dict[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS,
+             **knobs: Any) -> TransferModel:
     """Run phase 1 + phase 2 (``finetune``) or full training (``scratch``); save and report."""
     config = FinetuneConfig.from_knobs(**knobs)
     started = time.perf_counter()
     torch.manual_seed(seed)
     run = _prepare(data, split, backbone, strategy, output, config, image_size=image_size,
-                   batch_size=batch_size, seed=seed)
+                   batch_size=batch_size, seed=seed, max_pixels=max_pixels)
     state, resumed = _resume(run)
     trunk = _cache_trunk(run)
     if strategy == "finetune" and not state["phase1_done"]:
@@ -196,10 +198,10 @@ def finetune(data: LabelledImages, split: Split, backbone: str | Backbone, strat
 
 def _prepare(data: LabelledImages, split: Split, backbone: str | Backbone, strategy: str,
              output: str | os.PathLike | None, config: FinetuneConfig, *,
-             image_size: int | None, batch_size: int, seed: int) -> _Run:
+             image_size: int | None, batch_size: int, seed: int, max_pixels: int) -> _Run:
     """The body to train, every image decoded once, the network and its checkpoint place."""
     body = _make_body(backbone, strategy, image_size)
-    parts, failures = load_parts(data, split, body.preprocessing)
+    parts, failures = load_parts(data, split, body.preprocessing, max_pixels)
     checkpoint = checkpoint_dir(output)
     net = FinetuneNet(body, len(data.classes), config.dropout).to(
         memory_format=torch.channels_last)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from transferkit.backbones import Backbone
+from transferkit.data import DEFAULT_MAX_PIXELS
 from transferkit.features import resolve_backbone
 from transferkit.heads import make_head
 from transferkit.train.data import LabelledImages, Split, load_labelled, stratified_split
@@ -39,7 +40,8 @@ def fit(data: str | os.PathLike | LabelledImages, backbone: str | Backbone = "ef
         image_size: int | None = None, val_fraction: float = 0.15, test_fraction: float = 0.15,
         seed: int = 0, batch_size: int = 32, num_workers: int | None = None,
         head_params: dict[str, Any] | None = None, ensemble: str | Sequence | None = None,
-        ensemble_mode: str = "concat", cache: bool = True, **train_knobs: Any) -> TransferModel:
+        ensemble_mode: str = "concat", cache: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS, **train_knobs: Any) -> TransferModel:
     """Train a classifier on labelled images and (if ``output``) save it with its report.
 
     Frozen strategies (``linear``, ``mlp``, ``logreg``, ``random_forest``,
@@ -47,7 +49,8 @@ def fit(data: str | os.PathLike | LabelledImages, backbone: str | Backbone = "ef
     ``finetune`` and ``scratch`` train through the body; their knobs (``epochs``, ``lr``,
     ``body_lr``, ``unfreeze_blocks``, ``augment``, ``patience``, ``resume``,
     ``stop_after_epochs``, ``freeze_bn``, ...) are documented in
-    :class:`transferkit.train.finetune.FinetuneConfig`.
+    :class:`transferkit.train.finetune.FinetuneConfig`. Images over ``max_pixels`` decoded
+    pixels are skipped (listed in the manifest's ``failures``), as everywhere else.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
@@ -59,7 +62,8 @@ def fit(data: str | os.PathLike | LabelledImages, backbone: str | Backbone = "ef
     info = {"strategy": strategy, "data": {"source": data.source, "n_images": len(data),
                                            "class_counts": data.counts(),
                                            "split_sizes": split.sizes(), "seed": seed,
-                                           "user_splits": data.splits is not None}}
+                                           "user_splits": data.splits is not None,
+                                           "ignored": list(data.ignored)}}
     if strategy in BODY_STRATEGIES:
         if ensemble:
             raise ValueError("ensembles work with frozen strategies only; fine-tune each "
@@ -67,25 +71,27 @@ def fit(data: str | os.PathLike | LabelledImages, backbone: str | Backbone = "ef
         from transferkit.train.finetune import finetune
 
         return finetune(data, split, backbone, strategy, output, image_size=image_size,
-                        batch_size=batch_size, seed=seed, info=info, **train_knobs)
+                        batch_size=batch_size, seed=seed, info=info, max_pixels=max_pixels,
+                        **train_knobs)
     if train_knobs:
         raise ValueError(f"options {sorted(train_knobs)} only apply to finetune/scratch; "
                          f"use head_params for the {strategy} head")
     return _fit_frozen(data, split, classes, _backbone_list(backbone, ensemble), strategy,
                        output, image_size, batch_size, num_workers, head_params or {},
-                       ensemble_mode, cache, seed, info)
+                       ensemble_mode, cache, seed, info, max_pixels)
 
 
 def _fit_frozen(data: LabelledImages, split: Split, classes: list[str], members: list,
                 strategy: str, output, image_size, batch_size, num_workers,
                 head_params: dict[str, Any], ensemble_mode: str, cache: bool, seed: int,
-                info: dict[str, Any]) -> TransferModel:
+                info: dict[str, Any], max_pixels: int) -> TransferModel:
     started = time.perf_counter()
     backbones = [resolve_backbone(m, image_size) for m in members]
     labels = np.asarray(data.labels)
     feats, failures, good = [], [], np.ones(len(data), bool)
     for backbone in backbones:
-        vectors, rows, bad = cached_features(data, backbone, batch_size, num_workers, cache)
+        vectors, rows, bad = cached_features(data, backbone, batch_size, num_workers, cache,
+                                             max_pixels)
         full = np.zeros((len(data), vectors.shape[1]), np.float32)
         full[rows] = vectors
         mask = np.zeros(len(data), bool)

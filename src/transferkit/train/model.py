@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from transferkit.backbones import Backbone, Preprocessing
-from transferkit.data import to_rgb
+from transferkit.data import DEFAULT_MAX_PIXELS, to_rgb
 from transferkit.features import embed_images, embed_paths
 from transferkit.heads import ArrayHead, load_head, save_head
 from transferkit.train.data import load_labelled
@@ -108,22 +108,25 @@ class TransferModel:
                 for row, idx in zip(proba, order)]
 
     def predict_proba_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
-                            num_workers: int | None = None
+                            num_workers: int | None = None,
+                            max_pixels: int = DEFAULT_MAX_PIXELS
                             ) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
         """-> (probabilities of readable files, those files, [(bad file, reason)])."""
-        features, kept, failures = self.features_paths(paths, batch_size, num_workers)
+        features, kept, failures = self.features_paths(paths, batch_size, num_workers,
+                                                       max_pixels)
         if not kept:
             return np.zeros((0, len(self.classes_))), [], failures
         return self._probabilities(features), kept, failures
 
     def features_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
-                       num_workers: int | None = None
+                       num_workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
                        ) -> tuple[list[np.ndarray], list[str], list[tuple[str, str]]]:
         """-> (features per backbone, readable files they belong to, [(bad file, reason)])."""
         paths = [str(p) for p in paths]
         features, kept, failures = [], None, []
         for backbone in self.backbones:
-            emb = embed_paths(paths, backbone, batch_size=batch_size, num_workers=num_workers)
+            emb = embed_paths(paths, backbone, batch_size=batch_size, num_workers=num_workers,
+                              max_pixels=max_pixels)
             if kept is None:
                 kept, failures = emb.paths, list(emb.failures)
                 features.append(emb.vectors)
@@ -137,19 +140,21 @@ class TransferModel:
         return features, kept or [], failures
 
     def predict_paths(self, paths: Sequence[str | os.PathLike], top_k: int = 5,
-                      batch_size: int = 32
+                      batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
                       ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
         """-> ([{path, top_k: [{label, probability}]}], [(bad file, reason)]); bad files are
         skipped, never fatal."""
-        proba, kept, failures = self.predict_proba_paths(paths, batch_size)
+        proba, kept, failures = self.predict_proba_paths(paths, batch_size,
+                                                         max_pixels=max_pixels)
         results = [{"path": p, "top_k": top} for p, top in zip(kept, self._top_k(proba, top_k))]
         return results, failures
 
     def evaluate(self, data, output: str | os.PathLike | None = None,
-                 batch_size: int = 32) -> dict[str, Any]:
+                 batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
         """Metrics on every image of ``data`` (folder, CSV or LabelledImages)."""
         data = self.labelled(data)
-        proba, kept, failures = self.predict_proba_paths(data.paths, batch_size)
+        proba, kept, failures = self.predict_proba_paths(data.paths, batch_size,
+                                                         max_pixels=max_pixels)
         return self.score(data, proba, kept, failures, output)
 
     def evaluate_members(self, data, output: str | os.PathLike | None = None,

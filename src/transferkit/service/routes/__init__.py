@@ -1,10 +1,13 @@
 """The service's routes, one router per concern.
 
-``ROUTERS`` is in the order the routes are matched and listed in the OpenAPI spec.
+``ROUTERS`` is in the order the routes are matched and listed in the OpenAPI spec;
+``PROTECTED_ROUTERS`` are the ones a token (``create_app(token=...)``) guards.
 """
 
 from transferkit.service.routes import inference, pages, report, search, thumbnails
 
-ROUTERS = (pages.router, inference.router, search.router, thumbnails.router, report.router)
+OPEN_ROUTERS = (pages.router,)
+PROTECTED_ROUTERS = (inference.router, search.router, thumbnails.router, report.router)
+ROUTERS = OPEN_ROUTERS + PROTECTED_ROUTERS
 
-__all__ = ["ROUTERS"]
+__all__ = ["OPEN_ROUTERS", "PROTECTED_ROUTERS", "ROUTERS"]

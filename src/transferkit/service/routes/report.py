@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from transferkit.service.http_errors import error_doc
+from transferkit.service.http_errors import INVALID, error_doc
 from transferkit.service.schemas import ReportResponse
 from transferkit.service.state import ServiceStateDep
 
@@ -20,7 +20,7 @@ router = APIRouter()
 
 
 @router.get("/api/report", response_model=ReportResponse, tags=["model"],
-            responses={404: error_doc("no model loaded")})
+            responses={404: error_doc("no model loaded, or it has no readable report")})
 async def report(state: ServiceStateDep) -> ReportResponse:
     """The trained model's evaluation report (report.json) and links to its pictures."""
     if state.model_info is None:
@@ -37,7 +37,9 @@ async def report(state: ServiceStateDep) -> ReportResponse:
 
 
 @router.get("/api/report/{name}", tags=["model"],
-            responses={200: {"content": {"image/png": {}}}})
+            responses={200: {"content": {"image/png": {}}},
+                       404: error_doc("no model loaded, or its report lacks this picture"),
+                       **INVALID})
 async def report_image(state: ServiceStateDep,
                        name: Literal["confusion_matrix.png", "learning_curve.png"]
                        ) -> FileResponse:

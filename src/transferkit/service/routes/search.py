@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile
 
-from transferkit.service.http_errors import UPLOAD_ERRORS, error_doc
+from transferkit.service.http_errors import BUSY, INVALID, UPLOAD_ERRORS, error_doc
 from transferkit.service.routes.common import IMAGE_FILE, elapsed_ms, image_info, read_image
 from transferkit.service.schemas import SearchHit, SearchResponse, TextHit, TextSearchResponse
 from transferkit.service.state import ServiceStateDep
@@ -36,12 +36,13 @@ async def search(state: ServiceStateDep, file: UploadFile = IMAGE_FILE,
 
 
 @router.get("/api/search-text", response_model=TextSearchResponse,
-            responses={400: error_doc("query has no known word"),
-                       404: error_doc("no text index loaded")},
+            responses={400: error_doc("blank query, or (TF-IDF) no known word"),
+                       404: error_doc("no text index loaded"), **INVALID, **BUSY},
             tags=["texts"])
 async def search_text(state: ServiceStateDep,
                       q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS,
-                                     description="the query text"),
+                                     description="the query text",
+                                     examples=["a judge threw out the case"]),
                       k: int = Query(8, ge=1, le=100, description="how many neighbours")
                       ) -> TextSearchResponse:
     """Most similar indexed texts to the query, nearest first."""

@@ -40,11 +40,43 @@
     return "HTTP " + response.status + " " + response.statusText;
   }
 
+  // A service started with --token wants "Authorization: Bearer <token>" on API calls: the
+  // token comes from the address (http://host:port/#token=...) or is asked for once.
+  let token = sessionStorage.getItem("transferkit-token") || "";
+  const fromAddress = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromAddress) {
+    token = fromAddress;
+    sessionStorage.setItem("transferkit-token", token);
+    history.replaceState(null, "", location.pathname);
+  }
+
+  async function authorizedFetch(url, options) {
+    const withToken = () => {
+      const headers = new Headers((options || {}).headers || {});
+      if (token) headers.set("Authorization", "Bearer " + token);
+      return fetch(url, Object.assign({}, options, { headers }));
+    };
+    let response = await withToken();
+    if (response.status === 401) {
+      token = window.prompt("This service needs its access token:") || "";
+      sessionStorage.setItem("transferkit-token", token);
+      response = await withToken();
+    }
+    return response;
+  }
+
   async function fetchJSON(url, options) {
     // Every API call: an error answer becomes an Error carrying the service's message.
-    const response = await fetch(url, options);
+    const response = await authorizedFetch(url, options);
     if (!response.ok) throw new Error(await errorText(response));
     return response.json();
+  }
+
+  async function setImage(img, url) {
+    // <img src> cannot send a token: with one, fetch the picture and show it as a blob.
+    if (!token) { img.src = url; return; }
+    const response = await authorizedFetch(url);
+    if (response.ok) img.src = URL.createObjectURL(await response.blob());
   }
 
   function postImage(url, file) {
@@ -150,11 +182,11 @@
     $("confusion-caption").textContent = "Confusion matrix (" + (data.report.split || "test") +
       " split)";
     if (data.images.confusion_matrix) {
-      $("confusion-matrix").src = data.images.confusion_matrix;
+      setImage($("confusion-matrix"), data.images.confusion_matrix);
       $("confusion-figure").hidden = false;
     }
     if (data.images.learning_curve) {
-      $("learning-curve").src = data.images.learning_curve;
+      setImage($("learning-curve"), data.images.learning_curve);
       $("curve-figure").hidden = false;
     }
   }
@@ -181,7 +213,7 @@
   function renderHits(result) {
     const items = result.hits.map((hit) => {
       const img = el("img", { alt: hit.name, title: hit.path, width: 128, height: 128 });
-      img.src = hit.thumbnail_url;
+      setImage(img, hit.thumbnail_url);
       const folders = hit.path.split(/[\\/]/).slice(0, -1);
       return el("li", { className: "hit" }, [
         img,
