@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -35,6 +35,29 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+ENGINE_HELP = ("auto (OpenVINO, else ONNX Runtime, when installed and the job is big enough; "
+               "else PyTorch), openvino, onnx or torch.")
+PRECISION_HELP = ("f32 (PyTorch's outputs), bf16 (OpenVINO on CPUs with AVX512_BF16/AMX: "
+                  "faster, outputs move slightly) or auto (bf16 where the CPU has it).")
+
+
+def engine_option(default: str = "auto", more: str = "") -> Any:
+    """The ``--engine`` option every command that runs an image model shares."""
+    return typer.Option(default, "--engine", help=f"Model engine: {ENGINE_HELP}{more}")
+
+
+def precision_option() -> Any:
+    """The ``--precision`` option next to every ``--engine``."""
+    return typer.Option("f32", "--precision", help=f"Model arithmetic: {PRECISION_HELP}")
+
+
+def print_runtime(runtime: dict[str, str]) -> None:
+    """Say once (on stderr, so JSON output stays clean) which engine and precision ran."""
+    if runtime:
+        err_console.print(f"engine: {runtime.get('engine')}, precision: "
+                          f"{runtime.get('precision')}", highlight=False)
 
 
 def report_failures(failures, limit: int = 20) -> None:

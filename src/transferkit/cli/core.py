@@ -8,7 +8,10 @@ import typer
 
 from transferkit.cli._common import (
     console,
+    engine_option,
     friendly_errors,
+    precision_option,
+    print_runtime,
     print_topk_results,
     report_failures,
 )
@@ -36,14 +39,20 @@ def classify(
     checkpoint: Path | None = typer.Option(None, help="Local weights for a timm architecture."),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
 ) -> None:
     """ImageNet top-k with class names for each image."""
     from transferkit.backbones import create, imagenet_labels
     from transferkit.data import list_images, try_load_images
     from transferkit.features import preprocess_images
+    from transferkit.runtime import choose_engine, choose_precision, inference_model
 
     files = [f for item in images for f in list_images(item)]
     model = create(backbone, checkpoint=checkpoint)
+    engine = choose_engine(engine, model, len(files), precision)
+    net = inference_model(engine, model, precision)
+    print_runtime({"engine": engine, "precision": choose_precision(engine, precision)})
     labels = imagenet_labels()
     results, failures = [], []
     for start in range(0, len(files), 32):  # decode per batch: a big folder never sits in RAM
@@ -52,7 +61,7 @@ def classify(
         failures.extend(bad)
         if not chunk:
             continue
-        topk = model.predict_topk(preprocess_images([img for _, img in chunk], model), top_k)
+        topk = net.predict_topk(preprocess_images([img for _, img in chunk], model), top_k)
         for (path, _), pairs in zip(chunk, topk):
             results.append({"path": str(path), "top_k": [
                 {"label": labels[i], "index": i, "probability": round(p, 4)} for i, p in pairs]})
@@ -68,9 +77,9 @@ def embed(
     image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
-    # -- speed: `embed --engine onnx|torch|ray` ---------------------------------------------
-    engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime when installed), "
-                               "onnx, torch, or ray (Ray Data; cluster from RAY_ADDRESS)."),
+    # -- speed: `embed --engine openvino|onnx|torch|ray --precision f32|bf16|auto` -----------
+    engine: str = engine_option(more=" Or ray (Ray Data; cluster from RAY_ADDRESS)."),
+    precision: str = precision_option(),
     threads: int | None = typer.Option(None, help="Model threads (default: all cores)."),
     # -- texts instead of images: `embed --text FILE.csv|.txt` -----------------------------
     text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
@@ -91,7 +100,8 @@ def embed(
 
     model = create(backbone, checkpoint=checkpoint, image_size=image_size)
     result = embed_folder(folder, model, batch_size=batch_size, num_workers=workers,
-                          engine=engine, threads=threads)
+                          engine=engine, threads=threads, precision=precision)
+    print_runtime(result.runtime)
     result.save(output)
     console.print(f"wrote {len(result)} embeddings of dim {result.dim} to {output}",
                   highlight=False)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, friendly_errors, report_failures
+from transferkit.cli._common import (
+    console,
+    engine_option,
+    friendly_errors,
+    precision_option,
+    print_runtime,
+    report_failures,
+)
 from transferkit.errors import NotInIndexError
 
 index_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -44,6 +51,8 @@ def build(
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
     chunk_size: int = typer.Option(1024, min=1, help="Images decoded per chunk (memory bound)."),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
     # -- texts instead of images: `index build --text FILE.csv|.txt -o INDEX` ------------------
     text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
                                                           "line) or .csv file instead of images."),
@@ -68,7 +77,9 @@ def build(
     else:
         model = create(backbone, checkpoint=checkpoint, image_size=image_size)
         index = build_index(sources, model, batch_size=batch_size, num_workers=workers,
-                            chunk_size=chunk_size, **params)
+                            chunk_size=chunk_size, engine=engine, precision=precision,
+                            **params)
+    print_runtime(index.runtime)
     _print(f"indexed {len(index)} images with {describe_spec(index.spec)} "
            f"({method}, {metric}) -> {output}")
     report_failures(index.failures)
@@ -81,6 +92,8 @@ def add(
     files: list[Path] | None = typer.Argument(None, help="Images or folders to add."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
     text: Path | None = typer.Option(None, "--text", help="Text index: add the texts of this "
                                                           ".txt (one per line) or .csv."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
@@ -102,7 +115,9 @@ def add(
                          "text index)")
     index = ImageIndex.load(index_path)
     paths = [p for f in files for p in list_images(f)]
-    ids = index.add_paths(paths, batch_size=batch_size, num_workers=workers)
+    ids = index.add_paths(paths, batch_size=batch_size, num_workers=workers, engine=engine,
+                          precision=precision)
+    print_runtime(index.runtime)
     index.save()
     first = f" (ids {int(ids[0])}..{int(ids[-1])})" if len(ids) else ""
     _print(f"added {len(ids)} images{first}; index now holds {len(index)}")
@@ -179,6 +194,8 @@ def search(
     ef_search: int | None = typer.Option(None, help="Override the index's efSearch."),
     sheet: Path | None = typer.Option(None, "--sheet", help="Also save a contact-sheet PNG."),
     as_json: bool = typer.Option(False, "--json"),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
     # -- texts instead of images: `search TEXT_INDEX --text "query"` ---------------------------
     text: list[str] | None = typer.Option(None, "--text", help="Query a text index with this "
                                                                "text (repeatable)."),
@@ -196,7 +213,7 @@ def search(
     index = ImageIndex.load(index_path)
     if ef_search is not None:
         index.index.ef_search = ef_search
-    hits = index.search_paths([query], k)[0]
+    hits = index.search_paths([query], k, engine=engine, precision=precision)[0]
     if as_json:
         print(json.dumps({"query": str(query), "hits": [h.to_dict() for h in hits]}, indent=2))
     else:

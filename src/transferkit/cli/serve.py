@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import console, err_console, friendly_errors
+from transferkit.cli._common import (
+    console,
+    engine_option,
+    err_console,
+    friendly_errors,
+    precision_option,
+    print_runtime,
+)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -30,6 +37,8 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535),
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest accepted upload."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    engine: str = engine_option("torch"),
+    precision: str = precision_option(),
 ) -> None:
     """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
     http://HOST:PORT/)."""
@@ -45,7 +54,9 @@ def serve(
                           "authentication; anyone who can reach this address can use it")
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                     text_index_path=text_index)
+                     text_index_path=text_index, engine=engine, precision=precision)
+    runs_on = app.state.service.engine
+    print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)

@@ -14,8 +14,11 @@ import typer
 
 from transferkit.cli._common import (
     console,
+    engine_option,
     err_console,
     friendly_errors,
+    precision_option,
+    print_runtime,
     print_topk_results,
     report_failures,
 )
@@ -138,6 +141,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     text: list[str] | None = typer.Option(None, "--text", help="Text to classify with a text "
                                                                "model (repeatable)."),
+    engine: str = engine_option(more=" Or ray."),
+    precision: str = precision_option(),
 ) -> None:
     """Top-k classes with probabilities for each image or text (bad files skipped, listed)."""
     from transferkit.text import is_text_model
@@ -153,8 +158,19 @@ def predict(
 
     model = load_model(model_dir)
     files = [f for item in images for f in list_images(item)]
-    results, failures = model.predict_paths(files, top_k=top_k)
+    engine = _announce_engine(model, len(files), engine, precision)
+    results, failures = model.predict_paths(files, top_k=top_k, engine=engine,
+                                            precision=precision)
     print_topk_results(results, failures, as_json)
+
+
+def _announce_engine(model, n_images: int, engine: str, precision: str) -> str:
+    """Resolve ``auto`` once for the whole job and say what will run."""
+    from transferkit.runtime import choose_engine, choose_precision
+
+    engine = choose_engine(engine, model.backbones[0], n_images, precision)
+    print_runtime({"engine": engine, "precision": choose_precision(engine, precision)})
+    return engine
 
 
 @friendly_errors
@@ -164,11 +180,16 @@ def evaluate(
     output: Path | None = typer.Option(None, "--output", "-o",
                                        help="Write report.json + confusion_matrix.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    engine: str = engine_option(more=" Or ray."),
+    precision: str = precision_option(),
 ) -> None:
     """Accuracy, per-class precision/recall and confusion matrix of a model on labelled data."""
     from transferkit.train import format_metrics, load_model
 
-    metrics = load_model(model_dir).evaluate(data, output=output)
+    model = load_model(model_dir)
+    labelled = model.labelled(data)
+    engine = _announce_engine(model, len(labelled.paths), engine, precision)
+    metrics = model.evaluate(labelled, output=output, engine=engine, precision=precision)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -19,7 +19,9 @@ FORMAT = "transferkit-embeddings/1"
 class Embeddings:
     """Rows of ``vectors`` belong to ``paths`` (or text ids); ``spec`` names the embedder.
 
-    ``failures`` lists inputs that were skipped, each with its reason.
+    ``failures`` lists inputs that were skipped, each with its reason. ``runtime`` says what
+    ran the model (``{"engine": "openvino", "precision": "bf16"}``): not part of the model's
+    identity, but a reader can tell f32 vectors from bf16 ones.
     """
 
     FORMAT: ClassVar[str] = FORMAT
@@ -29,6 +31,7 @@ class Embeddings:
     spec: dict[str, Any] = field(default_factory=dict)
     labels: list[str] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    runtime: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
@@ -52,7 +55,8 @@ class Embeddings:
                    "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim)}
         if self.labels is not None:
             columns["label"] = pa.array([str(v) for v in self.labels], type=pa.string())
-        meta = {"format": FORMAT, "spec": self.spec, "failures": self.failures}
+        meta = {"format": FORMAT, "spec": self.spec, "failures": self.failures,
+                "runtime": self.runtime}
         table = pa.table(columns).replace_schema_metadata(
             {b"transferkit": json.dumps(meta).encode()})
         with atomic_path(path, suffix=".parquet") as tmp:
@@ -79,4 +83,4 @@ class Embeddings:
         vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
         labels = table.column("label").to_pylist() if "label" in table.column_names else None
         return cls(table.column("path").to_pylist(), vectors, meta.get("spec", {}), labels,
-                   [tuple(f) for f in meta.get("failures", [])])
+                   [tuple(f) for f in meta.get("failures", [])], meta.get("runtime", {}))
