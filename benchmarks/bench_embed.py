@@ -14,12 +14,18 @@ CPU-second of the process, which other jobs on the machine barely change):
 
 * baseline: plain eager timm as a user writes it: PIL full-size decode, timm's eval transform,
   ``model(batch)`` at batch 32, one loop, default torch threads;
-* ours (torch / onnx engine): ``transferkit.features.embed_paths`` (reduced-size JPEG decode in
-  a thread pool overlapping the model; channels_last for torch; ONNX Runtime, one
-  single-threaded session call per core, each on part of a batch);
+* ours (torch / onnx / openvino engine): ``transferkit.features.embed_paths`` (reduced-size
+  JPEG decode in a thread pool overlapping the model; channels_last for torch; ONNX Runtime,
+  one single-threaded session call per core, each on part of a batch; OpenVINO f32 and, on a
+  CPU with AVX512_BF16/AMX, bf16, one stream per core, each on part of a batch);
 * model-only: the same networks on pre-made normalised batches of 32 (no files);
 * decode-only: our decoders alone (files -> uint8 batches), for the CPU budget line;
-* FLOP bound: measured float32 matmul GFLOP/s of this machine / model GFLOPs per image.
+* FLOP bound: measured float32 matmul GFLOP/s of this machine / model GFLOPs per image;
+* shared-core ceiling per engine: cores / (model CPU + decode CPU per image), what end to end
+  can reach when decoders and the model share the same cores.
+
+The header names the CPU and the flags that decide bf16 (avx512_bf16, amx_bf16), since the
+machine differs from run to run: ratios, not absolute figures, are the claims.
 """
 
 from __future__ import annotations
@@ -159,8 +165,51 @@ def flop_bound(backbone, size: int) -> tuple[float, float]:
     return gflops, best
 
 
+# -- hardware and engines ---------------------------------------------------------------------
+def hardware_line() -> str:
+    """CPU model and the flags that decide bf16, read from /proc/cpuinfo now."""
+    from transferkit.runtime import BF16_FLAGS, cpu_flags, cpu_model
+
+    flags = cpu_flags()
+    shown = [f"{f} {'yes' if f in flags else 'no'}" for f in (*BF16_FLAGS, "amx_tile",
+                                                               "avx512f", "avx512_vnni")]
+    return f"CPU: {cpu_model()}; flags: {', '.join(shown)}"
+
+
+def versions_line() -> str:
+    import importlib.metadata as md
+
+    found = []
+    for dist in ("torch", "onnxruntime", "openvino"):
+        try:
+            found.append(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            found.append(f"{dist} (not installed)")
+    return ", ".join(found)
+
+
+def precisions_to_run() -> list[str]:
+    """OpenVINO precisions this machine can measure: f32 always, bf16 where the CPU has it."""
+    from transferkit.runtime import cpu_has_bf16, openvino_available
+
+    if not openvino_available():
+        return []
+    return ["f32", "bf16"] if cpu_has_bf16() else ["f32"]
+
+
+def batch_model_only(runner, batch, n_batches: int):
+    """Model-only throughput of the exact runner ``embed_paths`` uses on a job this long."""
+    from transferkit.runtime import run_in_order
+
+    def run() -> int:
+        items = ((i, batch) for i in range(n_batches))
+        return sum(len(v) for _, v in run_in_order(runner.embed, items, runner.parallel))
+
+    return run
+
+
 # -- main -------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
@@ -171,36 +220,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.rounds = min(args.images, 96), 1
-    os.environ.setdefault("TRANSFERKIT_QUIET", "1")
+    return args
 
-    import timm.data
 
-    from transferkit.backbones import create
-    from transferkit.features import embed_paths
-    from transferkit.features.pipeline import iter_pixel_batches, normalize_pixels
-    from transferkit.runtime import make_runner, onnx_backbone, run_in_order
-    from transferkit.utils import available_cores, cache_dir, decode_threads, torch_threads
+def load_paths(args) -> tuple[list[Path], str]:
+    from transferkit.utils import cache_dir
 
     if args.data is not None:
         from transferkit.data import list_images
 
         paths = list_images(args.data)[:args.images]
-        data_desc = f"{len(paths)} files from {args.data}"
-    else:
-        folder = cache_dir("bench", f"photos-{DATA_VERSION}-{args.images}")
-        paths = make_photo_folder(folder, args.images)
-        data_desc = (f"{len(paths)} JPEGs, 500-1000 px long side, "
-                     f"{sum(p.stat().st_size for p in paths) / len(paths) / 1024:.0f} KiB avg "
-                     f"({folder})")
-    backbone = create(args.backbone).eval()
+        return paths, f"{len(paths)} files from {args.data}"
+    folder = cache_dir("bench", f"photos-{DATA_VERSION}-{args.images}")
+    paths = make_photo_folder(folder, args.images)
+    return paths, (f"{len(paths)} JPEGs, 500-1000 px long side, "
+                   f"{sum(p.stat().st_size for p in paths) / len(paths) / 1024:.0f} KiB avg "
+                   f"({folder})")
+
+
+def build_configs(backbone, paths: list[Path], bs: int) -> dict:
+    """Every row's job, by name: a function returning the number of images it did."""
+    import timm.data
+
+    from transferkit.features import embed_paths
+    from transferkit.features.pipeline import iter_pixel_batches, normalize_pixels
+    from transferkit.runtime import make_runner
+    from transferkit.utils import decode_threads, torch_threads
+
     size = backbone.preprocessing.input_size
-    bs = args.batch_size
     base = baseline_model(backbone)
     base_tf = timm.data.create_transform(**timm.data.resolve_data_config({}, model=base))
-    start = time.perf_counter()
-    onnx_backbone(backbone)  # export (or load the cached export) before timing
-    export_s = time.perf_counter() - start
-
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(bs, size, size, 3), dtype=np.uint8)
     batch_cl = normalize_pixels(pixels, backbone.preprocessing, channels_last=True)
@@ -215,14 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             base(x)
 
-    n_model = max(bs * 2, min(len(paths), bs * 4))
-    # our model-only runs the exact runner embed_paths uses on a job this long
-    onnx_runner = make_runner("onnx", backbone, None, n_model // bs)
-
-    def onnx_model_only() -> int:
-        items = ((i, batch_nchw) for i in range(n_model // bs))
-        return sum(len(v) for _, v in run_in_order(onnx_runner.embed, items,
-                                                   onnx_runner.parallel))
+    def e2e(engine: str, precision: str = "f32"):
+        return lambda: len(embed_paths(paths, backbone, batch_size=bs, engine=engine,
+                                       precision=precision, show_progress=False))
 
     def decode_only() -> int:
         # What the engine's decoders do in a job, without the model: files -> uint8 batches.
@@ -230,89 +274,173 @@ def main(argv: list[str] | None = None) -> int:
             return sum(len(b.indices) for b in iter_pixel_batches(
                 paths, backbone.preprocessing, bs, decode_threads()))
 
+    n_model = max(bs * 2, min(len(paths), bs * 4))
+    n_batches = n_model // bs
     configs = {
         "e2e baseline": lambda: run_baseline(base, base_tf, paths, bs),
-        "e2e ours torch": lambda: len(embed_paths(paths, backbone, batch_size=bs,
-                                                  engine="torch", show_progress=False)),
-        "e2e ours onnx": lambda: len(embed_paths(paths, backbone, batch_size=bs,
-                                                 engine="onnx", show_progress=False)),
+        "e2e ours torch": e2e("torch"),
+        "e2e ours onnx": e2e("onnx"),
         "model baseline": lambda: model_only(eager_base, batch_nchw, n_model),
         "model ours torch": lambda: model_only(torch_cl, batch_cl, n_model),
-        "model ours onnx": onnx_model_only,
+        "model ours onnx": batch_model_only(make_runner("onnx", backbone, None, n_batches),
+                                            batch_nchw, n_batches),
         "decode ours": decode_only,
     }
-    for fn in configs.values():  # warm-up: allocator, thread pools, page cache
-        if fn is configs["e2e baseline"]:
-            run_baseline(base, base_tf, paths[:bs], bs)
-        else:
+    for precision in precisions_to_run():
+        runner = make_runner("openvino", backbone, None, n_batches, precision)
+        configs[f"e2e ours openvino {precision}"] = e2e("openvino", precision)
+        configs[f"model ours openvino {precision}"] = batch_model_only(runner, batch_nchw,
+                                                                       n_batches)
+    configs["_warm baseline"] = lambda: run_baseline(base, base_tf, paths[:bs], bs)
+    return configs
+
+
+def measure(configs: dict, rounds: int) -> tuple[dict, dict]:
+    """Interleaved rounds; each engine's e2e and model-only rows run back to back, so a slow
+    drift in machine speed (a shared VM) hits both alike; the units rotate around them."""
+    for name, fn in configs.items():  # warm-up: allocator, thread pools, page cache, compiles
+        if name != "e2e baseline":
             fn()
-    load_before = os.getloadavg()[0]
-    wall: dict[str, list[float]] = {k: [] for k in configs}
-    cpu: dict[str, list[float]] = {k: [] for k in configs}
-    # The two rows the 80% target compares run back to back in every round, so a slow drift
-    # in machine speed (a shared VM) hits both alike; the other rows rotate around them.
-    units = [[n] for n in configs if n not in ("e2e ours onnx", "model ours onnx")]
-    units.append(["e2e ours onnx", "model ours onnx"])
-    for r in range(args.rounds):
-        order = units[r % len(units):] + units[:r % len(units)]  # rotate to spread noise
+    names = [n for n in configs if not n.startswith("_")]
+    engines = [n.removeprefix("e2e ours ") for n in names if n.startswith("e2e ours ")]
+    paired = {n for e in engines for n in (f"e2e ours {e}", f"model ours {e}")}
+    units = [[n] for n in names if n not in paired]
+    units += [[f"e2e ours {e}", f"model ours {e}"] for e in engines]
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        order = units[r % len(units):] + units[:r % len(units)]
         for name in (n for unit in order for n in unit):
             w, c = timed(configs[name])
             wall[name].append(w)
             cpu[name].append(c)
-        print(f"round {r + 1}/{args.rounds} images/s: " + ", ".join(
+        print(f"round {r + 1}/{rounds} images/s: " + ", ".join(
             f"{k} {v[-1]:.1f}" for k, v in wall.items()), file=sys.stderr)
+    return wall, cpu
+
+
+ROW_LABELS = {
+    "e2e baseline": "e2e  baseline: eager timm, PIL full decode",
+    "e2e ours torch": "e2e  ours: torch engine (channels_last)",
+    "e2e ours onnx": "e2e  ours: onnx engine",
+    "e2e ours openvino f32": "e2e  ours: openvino engine, f32",
+    "e2e ours openvino bf16": "e2e  ours: openvino engine, bf16",
+    "model baseline": "model-only baseline: eager timm NCHW",
+    "model ours torch": "model-only ours: torch channels_last",
+    "model ours onnx": "model-only ours: onnx runtime",
+    "model ours openvino f32": "model-only ours: openvino f32",
+    "model ours openvino bf16": "model-only ours: openvino bf16",
+    "decode ours": "decode-only ours: files -> model-ready pixels",
+}
+
+
+def print_table(best: dict, per_cpu: dict, cores: int) -> None:
+    """The rows, each e2e row with its share of model-only and of the shared-core ceiling."""
+    header = (f"{'configuration':<46} {'images/s':>9} {'vs base':>8} {'of model':>9} "
+              f"{'of ceil':>8} {'img/CPU-s':>10} {'vs base':>8}")
+    print(header)
+    print("-" * len(header))
+    for key, label in ROW_LABELS.items():
+        if key not in best:
+            continue
+        if key == "decode ours":
+            print(f"{label:<46} {best[key]:>9.1f} {'':>8} {'':>9} {'':>8} {per_cpu[key]:>10.1f}")
+            continue
+        base_key = "e2e baseline" if key.startswith("e2e") else "model baseline"
+        model_key = key.replace("e2e ", "model ", 1)
+        share = ceil_share = ""
+        if key.startswith("e2e ours"):
+            share = f"{best[key] / best[model_key]:.0%}"
+            ceil_share = f"{best[key] / ceiling(per_cpu, model_key, cores):.0%}"
+        print(f"{label:<46} {best[key]:>9.1f} {best[key] / best[base_key]:>7.2f}x {share:>9} "
+              f"{ceil_share:>8} {per_cpu[key]:>10.1f} {per_cpu[key] / per_cpu[base_key]:>7.2f}x")
+
+
+def ceiling(per_cpu: dict, model_key: str, cores: int) -> float:
+    """Images/s end to end can reach when decode and model share ``cores``:
+    cores / (model CPU + decode CPU per image)."""
+    return cores / (1 / per_cpu[model_key] + 1 / per_cpu["decode ours"])
+
+
+def print_targets(best: dict, per_cpu: dict, wall: dict, cores: int) -> None:
+    def verdict(value: float, target: float) -> str:
+        return "PASS" if value >= target else "MISS"
+
+    speedup = best["e2e ours onnx"] / best["e2e baseline"]
+    share = best["e2e ours onnx"] / best["model ours onnx"]
+    paired = statistics.median(e / m for e, m in zip(wall["e2e ours onnx"],
+                                                      wall["model ours onnx"]))
+    print(f"\ntarget e2e onnx >= 4x baseline: {speedup:.2f}x {verdict(speedup, 4)} "
+          f"(per CPU-second: {per_cpu['e2e ours onnx'] / per_cpu['e2e baseline']:.2f}x)")
+    print(f"target e2e onnx >= 80% of model-only: {share:.1%} {verdict(share, 0.8)} (median "
+          f"of back-to-back pairs: {paired:.1%})")
+    ort = best["model ours onnx"]
+    for precision, model_x, e2e_x in (("f32", 1.25, 5), ("bf16", 3, 8)):
+        key = f"openvino {precision}"
+        if f"e2e ours {key}" not in best:
+            print(f"target openvino {precision}: not measured (not installed, or no bf16 here)")
+            continue
+        vs_ort = best[f"model ours {key}"] / ort
+        vs_base = best[f"e2e ours {key}"] / best["e2e baseline"]
+        of_ceil = best[f"e2e ours {key}"] / ceiling(per_cpu, f"model ours {key}", cores)
+        print(f"target model-only {key} >= {model_x}x ONNX Runtime: {vs_ort:.2f}x "
+              f"{verdict(vs_ort, model_x)}")
+        print(f"target e2e {key} >= {e2e_x}x baseline: {vs_base:.2f}x {verdict(vs_base, e2e_x)}"
+              f" (per CPU-second: {per_cpu[f'e2e ours {key}'] / per_cpu['e2e baseline']:.2f}x)")
+        cpu_share = per_cpu[f"e2e ours {key}"] * (1 / per_cpu[f"model ours {key}"]
+                                                   + 1 / per_cpu["decode ours"])
+        print(f"target e2e {key} >= 90% of its shared-core ceiling: {of_ceil:.1%} "
+              f"{verdict(of_ceil, 0.9)} (per CPU-second, vs 1 / (model + decode CPU per "
+              f"image): {cpu_share:.1%})")
+
+
+def print_budget(best: dict, per_cpu: dict, cores: int, bound: float) -> None:
+    print(f"model-only onnx reaches {best['model ours onnx'] / bound:.0%} of the FLOP bound")
+    decode_ms = 1000 / per_cpu["decode ours"]
+    for key in [k for k in ROW_LABELS if k.startswith("model ours") and k in best]:
+        model_ms = 1000 / per_cpu[key]
+        print(f"CPU per image, {key.removeprefix('model ours '):<13}: model {model_ms:5.1f} ms +"
+              f" decode {decode_ms:.1f} ms -> shared-core ceiling "
+              f"{ceiling(per_cpu, key, cores):6.1f} img/s on {cores} cores "
+              f"(= {model_ms / (model_ms + decode_ms):.0%} of model-only)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TRANSFERKIT_QUIET", "1")
+
+    from transferkit.backbones import create
+    from transferkit.runtime import export_cached
+    from transferkit.utils import available_cores
+
+    paths, data_desc = load_paths(args)
+    backbone = create(args.backbone).eval()
+    size, bs, cores = backbone.preprocessing.input_size, args.batch_size, available_cores()
+    start = time.perf_counter()
+    export_cached(backbone)  # export (or find the cached export) before timing
+    export_s = time.perf_counter() - start
+    configs = build_configs(backbone, paths, bs)
+    load_before = os.getloadavg()[0]
+    wall, cpu = measure(configs, args.rounds)
     load_after = os.getloadavg()[0]
     gflops, peak = flop_bound(backbone, size)
     # Best round = least disturbed by other processes; CPU-seconds are far less sensitive to
     # them (median shown), so the ratios in that column hold on a busy machine too.
     best = {k: max(v) for k, v in wall.items()}
     per_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    print(f"\nEmbedding throughput, {backbone.name} at {size}px, batch {bs}, "
-          f"{available_cores()} cores, torch {torch.__version__}")
+    print(f"\nEmbedding throughput, {backbone.name} at {size}px, batch {bs}, {cores} cores")
+    print(hardware_line())
+    print(f"versions: {versions_line()}; openvino precisions run: "
+          f"{', '.join(precisions_to_run()) or 'none'}")
     print(f"data: {data_desc}")
     print(f"rounds: {args.rounds}, interleaved (best round shown); 1-min load average "
           f"{load_before:.1f} before, {load_after:.1f} after; ONNX export/load {export_s:.1f} s")
-    rows = [
-        ("e2e  baseline: eager timm, PIL full decode", "e2e baseline", None),
-        ("e2e  ours: torch engine (channels_last)", "e2e ours torch", "model ours torch"),
-        ("e2e  ours: onnx engine", "e2e ours onnx", "model ours onnx"),
-        ("model-only baseline: eager timm NCHW", "model baseline", None),
-        ("model-only ours: torch channels_last", "model ours torch", None),
-        ("model-only ours: onnx runtime", "model ours onnx", None),
-        ("decode-only ours: files -> model-ready pixels", "decode ours", None),
-    ]
-    header = (f"{'configuration':<44} {'images/s':>9} {'vs base':>8} {'of model':>9} "
-              f"{'img/CPU-s':>10} {'vs base':>8} {'of model':>9}")
-    print(header)
-    print("-" * len(header))
-    for label, key, ref in rows:
-        base_key = "e2e baseline" if key.startswith("e2e") else "model baseline"
-        if key == "decode ours":
-            print(f"{label:<44} {best[key]:>9.1f} {'':>8} {'':>9} {per_cpu[key]:>10.1f}")
-            continue
-        share = f"{best[key] / best[ref]:.0%}" if ref else ""
-        cpu_share = f"{per_cpu[key] / per_cpu[ref]:.0%}" if ref else ""
-        print(f"{label:<44} {best[key]:>9.1f} {best[key] / best[base_key]:>7.2f}x {share:>9} "
-              f"{per_cpu[key]:>10.1f} {per_cpu[key] / per_cpu[base_key]:>7.2f}x {cpu_share:>9}")
+    print_table(best, per_cpu, cores)
     bound = peak / gflops
-    print(f"{'FLOP bound: ' + f'{peak:.0f} GFLOP/s / {gflops:.2f} GFLOP per image':<44} "
+    print(f"{'FLOP bound: ' + f'{peak:.0f} GFLOP/s / {gflops:.2f} GFLOP per image':<46} "
           f"{bound:>9.0f}")
-    speedup = best["e2e ours onnx"] / best["e2e baseline"]
-    share = best["e2e ours onnx"] / best["model ours onnx"]
-    cpu_share = per_cpu["e2e ours onnx"] / per_cpu["model ours onnx"]
-    print(f"\ntarget e2e ours >= 4x baseline: {speedup:.2f}x {'PASS' if speedup >= 4 else 'MISS'}"
-          f" (per CPU-second: {per_cpu['e2e ours onnx'] / per_cpu['e2e baseline']:.2f}x)")
-    paired = statistics.median(e / m for e, m in zip(wall["e2e ours onnx"],
-                                                      wall["model ours onnx"]))
-    print(f"target e2e ours >= 80% of model-only: {share:.1%} "
-          f"{'PASS' if share >= 0.8 else 'MISS'} (median of back-to-back pairs: {paired:.1%}; "
-          f"per CPU-second: {cpu_share:.1%})")
-    print(f"model-only onnx reaches {best['model ours onnx'] / bound:.0%} of the FLOP bound")
-    model_ms, decode_ms = 1000 / per_cpu["model ours onnx"], 1000 / per_cpu["decode ours"]
-    print(f"CPU per image: model {model_ms:.1f} ms, decode {decode_ms:.1f} ms. Decoding runs "
-          f"{best['decode ours'] / best['model ours onnx']:.1f}x faster than the model, so the "
-          f"model never waits for it; on cores the two share, e2e tops out near model / (model "
-          f"+ decode) = {model_ms / (model_ms + decode_ms):.0%} of model-only.")
+    print_targets(best, per_cpu, wall, cores)
+    print_budget(best, per_cpu, cores, bound)
     return 0
 
 

@@ -1,8 +1,11 @@
 """Transfer-learning targets, measured: Fashion-MNIST linear probe vs fine-tune, Tux Paint
-8-class cross-validated accuracy, and wall time, with baselines measured in the same run.
+8-class cross-validated accuracy, and wall time, with baselines measured in the same run;
+on a CPU with bf16, the same probes on OpenVINO bf16 features vs f32 and the recall@10 of an
+index built from bf16 embeddings against an exact f32 search.
 
     .venv/bin/python benchmarks/bench_transfer.py                 # everything
     .venv/bin/python benchmarks/bench_transfer.py --skip-tuxpaint --train-per-class 50
+    .venv/bin/python benchmarks/bench_transfer.py --skip-fashion --skip-tuxpaint  # bf16 only
 
 Defaults reproduce the reported numbers: 100 train images per class (85 train + 15 val after
 the seeded split), the first 100 official test images per class (1000), 64 px input,
@@ -148,6 +151,109 @@ def bench_tuxpaint(args) -> list[dict]:
     return rows
 
 
+def bf16_available() -> bool:
+    from transferkit.runtime import cpu_has_bf16, openvino_available
+
+    return openvino_available() and cpu_has_bf16()
+
+
+def embed_both(paths, backbone) -> dict[str, np.ndarray]:
+    """OpenVINO embeddings of ``paths`` in f32 and bf16, rows in ``paths`` order."""
+    from transferkit.features import embed_paths
+
+    out = {}
+    for precision in ("f32", "bf16"):
+        emb = embed_paths(paths, backbone, engine="openvino", precision=precision,
+                          show_progress=False)
+        if len(emb) != len(paths):
+            raise RuntimeError(f"{len(paths) - len(emb)} unreadable files: {emb.failures[:3]}")
+        out[precision] = emb.vectors
+    return out
+
+
+def recall_at_10(base: dict[str, np.ndarray], queries: dict[str, np.ndarray],
+                 method: str = "hnsw") -> dict[str, float]:
+    """recall@10 against an exact f32 search, of a ``method`` index built from f32 and from
+    bf16 vectors (queries embedded the same way as the index), cosine, CLI defaults."""
+    from transferkit.search import VectorIndex
+
+    def top10(vectors, query_vectors, how):
+        index = VectorIndex(vectors.shape[1], metric="cosine", method=how)
+        index.add(vectors, [str(i) for i in range(len(vectors))])
+        return index.search(query_vectors, 10)[1]
+
+    truth = top10(base["f32"], queries["f32"], "exact")
+    return {p: float(np.mean([len(set(t) & set(f)) / 10 for t, f in
+                              zip(truth, top10(base[p], queries[p], method))]))
+            for p in ("f32", "bf16")}
+
+
+def bench_bf16(args) -> list[dict]:
+    """Does bf16 change what the features are good for? Linear probes on both tasks and index
+    recall, f32 vs bf16 OpenVINO features, same images, same seeds."""
+    from transferkit.features import resolve_backbone
+    from transferkit.heads import make_head
+    from transferkit.train import (
+        fashion_mnist_folder,
+        load_labelled,
+        stratified_split,
+        tuxpaint_dataset,
+    )
+    from transferkit.train.advisor import linear_probe_cv
+
+    rows = []
+    data = load_labelled(fashion_mnist_folder(train_per_class=args.train_per_class,
+                                              test_per_class=args.test_per_class))
+    split = stratified_split(data.labels, 0.15, 0.0, 0, data.splits)
+    labels = np.asarray(data.labels)
+    t = time.perf_counter()
+    feats = embed_both(data.paths, resolve_backbone("efficientnet_lite0", args.image_size))
+    embed_s = time.perf_counter() - t
+    for precision, x in feats.items():
+        head = make_head("logreg").fit(x[split.train], labels[split.train])
+        acc = float((head.predict(x[split.test]) == labels[split.test]).mean())
+        rows.append({"task": "fashion-mnist", "method": f"linear probe (logreg), openvino "
+                     f"{precision} features, {args.image_size}px", "accuracy": acc,
+                     "n_test": len(split.test), "seconds": embed_s / 2, "precision": precision,
+                     "compare": "probe"})
+    recall = recall_at_10({p: x[split.train] for p, x in feats.items()},
+                          {p: x[split.test] for p, x in feats.items()})
+    for precision, value in recall.items():
+        rows.append({"task": "fashion-mnist", "method": f"recall@10: hnsw on {precision} vectors"
+                     f" vs exact f32", "accuracy": value, "n_test": len(split.test),
+                     "seconds": 0.0, "precision": precision, "compare": "recall"})
+    if not args.skip_tuxpaint:
+        tux = tuxpaint_dataset(max_per_class=args.tux_max_per_class)
+        t = time.perf_counter()
+        tux_feats = embed_both(tux.paths, resolve_backbone("efficientnet_lite0",
+                                                           args.tux_image_size))
+        for precision, x in tux_feats.items():
+            probe = linear_probe_cv(x, np.asarray(tux.labels), args.folds)
+            rows.append({"task": "tuxpaint-8", "method": f"Lite0 openvino {precision} features "
+                         f"+ logreg, {args.folds}-fold CV", "accuracy": probe["accuracy"],
+                         "n_test": len(tux), "seconds": (time.perf_counter() - t) / 2,
+                         "precision": precision, "compare": "probe"})
+    return rows
+
+
+def print_bf16_targets(rows: list[dict]) -> None:
+    """bf16 probes within 0.5 points of f32; recall@10 of the bf16 index >= 0.97."""
+    by = {(r["task"], r["compare"], r["precision"]): r["accuracy"] for r in rows
+          if "compare" in r}
+    for task, compare in sorted({(t, c) for t, c, _ in by}):
+        f32, bf16 = by.get((task, compare, "f32")), by.get((task, compare, "bf16"))
+        if f32 is None or bf16 is None:
+            continue
+        if compare == "recall":
+            print(f"target {task} recall@10 of an index of bf16 vectors vs exact f32 search "
+                  f">= 0.97: {bf16:.3f} {'PASS' if bf16 >= 0.97 else 'MISS'} (the same "
+                  f"index of f32 vectors: {f32:.3f})")
+        else:
+            diff = bf16 - f32
+            print(f"target {task} probe on bf16 features within 0.5 points of f32: "
+                  f"{diff * 100:+.2f} points {'PASS' if abs(diff) <= 0.005 else 'MISS'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-per-class", type=int, default=100)
@@ -168,6 +274,9 @@ def main() -> None:
                              "'big & unlike' branch) for this many epochs; 0 = skip.")
     parser.add_argument("--skip-fashion", action="store_true")
     parser.add_argument("--skip-tuxpaint", action="store_true")
+    parser.add_argument("--skip-bf16", action="store_true",
+                        help="Leave out the OpenVINO bf16-vs-f32 rows (skipped anyway on a "
+                             "CPU without bf16).")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -176,6 +285,11 @@ def main() -> None:
         rows += bench_fashion(args)
     if not args.skip_tuxpaint:
         rows += bench_tuxpaint(args)
+    if not args.skip_bf16 and bf16_available():
+        rows += bench_bf16(args)
+    elif not args.skip_bf16:
+        print("bf16 rows skipped: OpenVINO not installed or this CPU reports neither "
+              "avx512_bf16 nor amx_bf16", file=sys.stderr)
     print(f"\n{'task':14s} {'method':58s} {'accuracy':>8s} {'n_test':>6s} {'seconds':>8s}")
     for row in rows:
         print(f"{row['task']:14s} {row['method'][:58]:58s} {row['accuracy']:8.1%} "
@@ -188,6 +302,7 @@ def main() -> None:
         diff = tuned[0]["accuracy"] - best["accuracy"]
         print(f"\nfine-tune minus best linear probe on Fashion-MNIST: {diff:+.1%} "
               f"(val curve {tuned[0]['val_curve']}, best epoch {tuned[0]['best_epoch']})")
+    print_bf16_targets(rows)
     print(f"total wall time {time.perf_counter() - started:.0f} s on {os.cpu_count()} cores; "
           f"reference: ResNet-50 linear probe 91.5% / fine-tune 92.1% on Oxford Pets "
           f"(SimCLR paper, Table B.5)")

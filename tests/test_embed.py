@@ -43,12 +43,14 @@ def test_embeddings_parquet_round_trip(tmp_path):
     vectors = np.random.default_rng(0).normal(size=(5, 7)).astype(np.float32)
     original = Embeddings([f"img_{i}.png" for i in range(5)], vectors,
                           {"name": "x", "preprocessing": {"input_size": 9}}, labels=list("aabbc"),
-                          failures=[("bad.jpg", "empty file (0 bytes)")])
+                          failures=[("bad.jpg", "empty file (0 bytes)")],
+                          runtime={"engine": "openvino", "precision": "bf16"})
     path = original.save(tmp_path / "emb.parquet")
     loaded = Embeddings.load(path)
     np.testing.assert_array_equal(loaded.vectors, vectors)
     assert loaded.paths == original.paths and loaded.labels == list("aabbc")
     assert loaded.spec == original.spec and loaded.failures == original.failures
+    assert loaded.runtime == {"engine": "openvino", "precision": "bf16"}
     assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
     (tmp_path / "junk.parquet").write_text("nope")
     with pytest.raises(ValueError, match="junk.parquet"):

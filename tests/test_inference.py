@@ -20,6 +20,7 @@ from transferkit.runtime import (
     OnnxBackbone,
     backbone_fingerprint,
     choose_engine,
+    engine_available,
     export_backbone,
     onnx_backbone,
 )
@@ -108,15 +109,17 @@ def test_engines_agree_and_skip_bad_files(lite0, mixed_folder):
     split = embed_folder(mixed_folder, lite0, engine="onnx", batch_size=2, threads=2)
     assert split.paths == by_onnx.paths and split.failures == by_onnx.failures
     assert _rel_err(split.vectors, by_onnx.vectors) < 1e-5
-    # "auto" takes ONNX Runtime once this backbone's export is cached, torch for a small
-    # first job, and refuses unknown engines.
+    # "auto" takes the fastest installed exporting engine (OpenVINO, else ONNX Runtime) once
+    # this backbone's export is cached, torch for a small first job, and refuses unknown
+    # engines.
     from transferkit.backbones import create
 
-    assert choose_engine("auto", lite0, 1) == "onnx"
-    assert choose_engine("auto", copy.deepcopy(lite0), 1) == "onnx"  # same weights, same file
+    fastest = "openvino" if engine_available("openvino") else "onnx"
+    assert choose_engine("auto", lite0, 1) == fastest
+    assert choose_engine("auto", copy.deepcopy(lite0), 1) == fastest  # same weights, same file
     untrained = create("efficientnet_lite0", pretrained=False)
     assert choose_engine("auto", untrained, 1) == "torch"
-    assert choose_engine("auto", untrained, 64) == "onnx"
+    assert choose_engine("auto", untrained, 64) == fastest
     with pytest.raises(ValueError, match="engine must be one of"):
         choose_engine("tensorrt", lite0, 1)
 

@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -45,6 +45,27 @@ MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1,
                           help="Skip images with more decoded pixels than this (JPEGs count "
                                "after DCT-scaled decoding); default: Pillow's "
                                "decompression-bomb warning threshold.")
+ENGINE_HELP = ("auto (OpenVINO, else ONNX Runtime, when installed and the job is big enough; "
+               "else PyTorch), openvino, onnx or torch.")
+PRECISION_HELP = ("f32 (PyTorch's outputs), bf16 (OpenVINO on CPUs with AVX512_BF16/AMX: "
+                  "faster, outputs move slightly) or auto (bf16 where the CPU has it).")
+
+
+def engine_option(default: str = "auto", more: str = "") -> Any:
+    """The ``--engine`` option every command that runs an image model shares."""
+    return typer.Option(default, "--engine", help=f"Model engine: {ENGINE_HELP}{more}")
+
+
+def precision_option() -> Any:
+    """The ``--precision`` option next to every ``--engine``."""
+    return typer.Option("f32", "--precision", help=f"Model arithmetic: {PRECISION_HELP}")
+
+
+def print_runtime(runtime: dict[str, str]) -> None:
+    """Say once (on stderr, so JSON output stays clean) which engine and precision ran."""
+    if runtime:
+        err_console.print(f"engine: {runtime.get('engine')}, precision: "
+                          f"{runtime.get('precision')}", highlight=False)
 
 
 def report_failures(failures, ignored=(), report: Path | None = None, limit: int = 10,

@@ -9,7 +9,10 @@ import typer
 from transferkit.cli._common import (
     MAX_PIXELS,
     console,
+    engine_option,
     friendly_errors,
+    precision_option,
+    print_runtime,
     print_topk_results,
     write_and_report_failures,
 )
@@ -69,15 +72,21 @@ def classify(
     top_k: int = typer.Option(5, "--top-k", "-k", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     max_pixels: int = MAX_PIXELS,
+    engine: str = engine_option(),
+    precision: str = precision_option(),
 ) -> None:
     """ImageNet top-k with class names for each image."""
     from transferkit.backbones import create, imagenet_labels
     from transferkit.data import scan_images, try_load_images
     from transferkit.features import preprocess_images
+    from transferkit.runtime import choose_engine, choose_precision, inference_model
 
     scan = scan_images(images)
     files = scan.images
     model = create(backbone, checkpoint=checkpoint)
+    engine = choose_engine(engine, model, len(files), precision)
+    net = inference_model(engine, model, precision)
+    print_runtime({"engine": engine, "precision": choose_precision(engine, precision)})
     labels = imagenet_labels()
     results, failures = [], []
     for start in range(0, len(files), 32):  # decode per batch: a big folder never sits in RAM
@@ -87,7 +96,7 @@ def classify(
         failures.extend(bad)
         if not chunk:
             continue
-        topk = model.predict_topk(preprocess_images([img for _, img in chunk], model), top_k)
+        topk = net.predict_topk(preprocess_images([img for _, img in chunk], model), top_k)
         for (path, _), pairs in zip(chunk, topk):
             results.append({"path": str(path), "top_k": [
                 {"label": labels[i], "index": i, "probability": round(p, 4)} for i, p in pairs]})
@@ -103,9 +112,9 @@ def embed(
     image_size: int | None = typer.Option(None, help="Run the backbone at this resolution."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
-    # -- speed: `embed --engine onnx|torch|ray` ---------------------------------------------
-    engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime when installed), "
-                               "onnx, torch, or ray (Ray Data; cluster from RAY_ADDRESS)."),
+    # -- speed: `embed --engine openvino|onnx|torch|ray --precision f32|bf16|auto` -----------
+    engine: str = engine_option(more=" Or ray (Ray Data; cluster from RAY_ADDRESS)."),
+    precision: str = precision_option(),
     threads: int | None = typer.Option(None, help="Model threads (default: all cores)."),
     # -- texts instead of images: `embed --text FILE.csv|.txt` -----------------------------
     text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
@@ -130,7 +139,9 @@ def embed(
 
     model = create(backbone, checkpoint=checkpoint, image_size=image_size)
     result = embed_folder(folder, model, batch_size=batch_size, num_workers=workers,
-                          engine=engine, threads=threads, max_pixels=max_pixels)
+                          engine=engine, threads=threads, max_pixels=max_pixels,
+                          precision=precision)
+    print_runtime(result.runtime)
     result.save(output)
     console.print(f"wrote {len(result)} embeddings of dim {result.dim} to {output} "
                   f"({len(result.failures)} skipped, {len(result.ignored)} ignored)",

@@ -11,7 +11,10 @@ import typer
 from transferkit.cli._common import (
     MAX_PIXELS,
     console,
+    engine_option,
     friendly_errors,
+    precision_option,
+    print_runtime,
     report_failures,
     write_and_report_failures,
 )
@@ -50,6 +53,8 @@ def build(
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
     chunk_size: int = typer.Option(1024, min=1, help="Images decoded per chunk (memory bound)."),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
     # -- texts instead of images: `index build --text FILE.csv|.txt -o INDEX` ------------------
     text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
                                                           "line) or .csv file instead of images."),
@@ -76,7 +81,9 @@ def build(
     else:
         model = create(backbone, checkpoint=checkpoint, image_size=image_size)
         index = build_index(sources, model, batch_size=batch_size, num_workers=workers,
-                            chunk_size=chunk_size, max_pixels=max_pixels, **params)
+                            chunk_size=chunk_size, max_pixels=max_pixels, engine=engine,
+                            precision=precision, **params)
+    print_runtime(index.runtime)
     _print(f"indexed {len(index)} images with {describe_spec(index.spec)} "
            f"({method}, {metric}) -> {output}")
     write_and_report_failures(output, index.failures, index.ignored)
@@ -89,6 +96,8 @@ def add(
     files: list[Path] | None = typer.Argument(None, help="Images or folders to add."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, help="Decode threads (default: one per core)."),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
     text: Path | None = typer.Option(None, "--text", help="Text index: add the texts of this "
                                                           ".txt (one per line) or .csv."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
@@ -113,7 +122,8 @@ def add(
     scan = scan_images(files)
     index.ignored = [str(p) for p in scan.ignored]
     ids = index.add_paths(scan.images, batch_size=batch_size, num_workers=workers,
-                          max_pixels=max_pixels)
+                          max_pixels=max_pixels, engine=engine, precision=precision)
+    print_runtime(index.runtime)
     index.save()
     first = f" (ids {int(ids[0])}..{int(ids[-1])})" if len(ids) else ""
     _print(f"added {len(ids)} images{first}; index now holds {len(index)}")
@@ -190,6 +200,8 @@ def search(
     ef_search: int | None = typer.Option(None, help="Override the index's efSearch."),
     sheet: Path | None = typer.Option(None, "--sheet", help="Also save a contact-sheet PNG."),
     as_json: bool = typer.Option(False, "--json"),
+    engine: str = engine_option(),
+    precision: str = precision_option(),
     # -- texts instead of images: `search TEXT_INDEX --text "query"` ---------------------------
     text: list[str] | None = typer.Option(None, "--text", help="Query a text index with this "
                                                                "text (repeatable)."),
@@ -207,7 +219,7 @@ def search(
     index = ImageIndex.load(index_path)
     if ef_search is not None:
         index.index.ef_search = ef_search
-    hits = index.search_paths([query], k)[0]
+    hits = index.search_paths([query], k, engine=engine, precision=precision)[0]
     if as_json:
         print(json.dumps({"query": str(query), "hits": [h.to_dict() for h in hits]}, indent=2))
     else:

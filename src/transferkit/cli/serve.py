@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli._common import MAX_PIXELS, console, err_console, friendly_errors
+from transferkit.cli._common import (
+    MAX_PIXELS,
+    console,
+    engine_option,
+    err_console,
+    friendly_errors,
+    precision_option,
+    print_runtime,
+)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -36,6 +44,8 @@ def serve(
                                           "(health stays open); needed to bind beyond "
                                           "loopback. Open the page as http://HOST:PORT/#token="
                                           "TOKEN."),
+    engine: str = engine_option("torch"),
+    precision: str = precision_option(),
 ) -> None:
     """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
     http://HOST:PORT/)."""
@@ -54,7 +64,10 @@ def serve(
                           "guess")
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                     max_image_pixels=max_pixels, text_index_path=text_index, token=token)
+                     max_image_pixels=max_pixels, text_index_path=text_index, token=token,
+                     engine=engine, precision=precision)
+    runs_on = app.state.service.engine
+    print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)

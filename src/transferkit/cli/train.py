@@ -15,8 +15,11 @@ import typer
 from transferkit.cli._common import (
     MAX_PIXELS,
     console,
+    engine_option,
     err_console,
     friendly_errors,
+    precision_option,
+    print_runtime,
     print_topk_results,
     report_failures,
     write_and_report_failures,
@@ -144,6 +147,8 @@ def predict(
     text: list[str] | None = typer.Option(None, "--text", help="Text to classify with a text "
                                                                "model (repeatable)."),
     max_pixels: int = MAX_PIXELS,
+    engine: str = engine_option(more=" Or ray."),
+    precision: str = precision_option(),
 ) -> None:
     """Top-k classes with probabilities for each image or text (bad files skipped, listed)."""
     from transferkit.text import is_text_model
@@ -159,8 +164,19 @@ def predict(
 
     model = load_model(model_dir)
     scan = scan_images(images)
-    results, failures = model.predict_paths(scan.images, top_k=top_k, max_pixels=max_pixels)
+    engine = _announce_engine(model, len(scan.images), engine, precision)
+    results, failures = model.predict_paths(scan.images, top_k=top_k, max_pixels=max_pixels,
+                                            engine=engine, precision=precision)
     print_topk_results(results, failures, as_json, scan.ignored)
+
+
+def _announce_engine(model, n_images: int, engine: str, precision: str) -> str:
+    """Resolve ``auto`` once for the whole job and say what will run."""
+    from transferkit.runtime import choose_engine, choose_precision
+
+    engine = choose_engine(engine, model.backbones[0], n_images, precision)
+    print_runtime({"engine": engine, "precision": choose_precision(engine, precision)})
+    return engine
 
 
 @friendly_errors
@@ -171,11 +187,17 @@ def evaluate(
                                        help="Write report.json + confusion_matrix.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     max_pixels: int = MAX_PIXELS,
+    engine: str = engine_option(more=" Or ray."),
+    precision: str = precision_option(),
 ) -> None:
     """Accuracy, per-class precision/recall and confusion matrix of a model on labelled data."""
     from transferkit.train import format_metrics, load_model
 
-    metrics = load_model(model_dir).evaluate(data, output=output, max_pixels=max_pixels)
+    model = load_model(model_dir)
+    labelled = model.labelled(data)
+    engine = _announce_engine(model, len(labelled.paths), engine, precision)
+    metrics = model.evaluate(labelled, output=output, max_pixels=max_pixels, engine=engine,
+                             precision=precision)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:

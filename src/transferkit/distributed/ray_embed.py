@@ -1,7 +1,8 @@
 """The file -> embedding job on Ray Data, so it scales from a laptop to a cluster unchanged.
 
 Pipeline: file list -> ``map_batches`` decode + preprocess (CPU tasks, uint8 pixels) -> embed
-in a pool of actors that each hold the model once (ONNX Runtime bytes or the torch Backbone) ->
+in a pool of actors that each hold the model once (ONNX bytes for OpenVINO or ONNX Runtime, or
+the torch Backbone) ->
 rows collected on the driver into :class:`~transferkit.features.Embeddings`. Decoding and
 preprocessing reuse the single-process code, so both paths give the same vectors; unreadable
 files travel through the pipeline as reasons and come back in ``failures``.
@@ -23,7 +24,10 @@ from transferkit.features import Embeddings, decode_or_reason, normalize_pixels,
 from transferkit.runtime import (
     ENGINES,
     OnnxBackbone,
+    OpenVinoBackbone,
     choose_engine,
+    choose_precision,
+    compiled_runner,
     export_cached,
     make_runner,
     session_runner,
@@ -31,6 +35,7 @@ from transferkit.runtime import (
 from transferkit.utils import available_cores
 
 DECODE_MEMORY = 768 * 1024 ** 2  # a worker with torch imported + a batch of photos
+MODEL_ENGINES = ("openvino", "onnx", "torch")  # what the actors can run
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str, float]:
@@ -80,12 +85,16 @@ class BatchEmbedder:
     """Ray actor: loads the model once, then embeds the decoded rows of each batch."""
 
     def __init__(self, engine: str, model: bytes | Backbone, preprocessing: dict[str, Any],
-                 num_features: int, threads: int = 1) -> None:
+                 num_features: int, threads: int = 1, precision: str = "f32") -> None:
         self.prep = Preprocessing.from_dict(preprocessing)
         self.num_features = num_features
         # The same runners as the single-process path; ONNX arrives as bytes (no file here).
-        self.runner = (session_runner(OnnxBackbone(model, threads=threads)) if engine == "onnx"
-                       else make_runner(engine, model, threads))
+        if engine == "openvino":
+            self.runner = compiled_runner(OpenVinoBackbone(model, precision, threads))
+        elif engine == "onnx":
+            self.runner = session_runner(OnnxBackbone(model, threads=threads))
+        else:
+            self.runner = make_runner(engine, model, threads, precision=precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = np.asarray(batch["ok"], dtype=bool)
@@ -102,26 +111,32 @@ def embed_paths_ray(paths: Sequence[str | os.PathLike],
                     image_size: int | None = None, labels: Sequence | None = None,
                     engine: str = "auto", actors: int | None = None, cpus_per_actor: int = 1,
                     address: str | None = None, show_progress: bool = True,
-                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Embeddings:
+                    max_pixels: int = DEFAULT_MAX_PIXELS,
+                    precision: str = "f32") -> Embeddings:
     """``embed_paths`` through Ray Data: same vectors, same skip-and-report of bad files.
 
     ``address`` (or ``RAY_ADDRESS``) names the cluster; otherwise a local one is started.
     Every worker must see the files at the same paths (shared storage) and have transferkit
     installed. ``actors`` model replicas (default: 3/4 of the cluster's CPUs, the rest
-    decode), each using ``cpus_per_actor`` threads. ``engine``: ``onnx``, ``torch`` or
-    ``auto`` (the same rule as single-process embedding: ONNX when installed and the job is
-    big enough).
+    decode), each using ``cpus_per_actor`` threads. ``engine``: ``openvino``, ``onnx``,
+    ``torch`` or ``auto``, and ``precision``, follow the same rules as single-process
+    embedding; the precision is resolved here, once, so every actor runs the same arithmetic
+    (an actor on a node without bf16 fails rather than mixing f32 and bf16 vectors).
     """
     import ray
 
     model = resolve_backbone(backbone, image_size)
     paths = [Path(p) for p in paths]
-    engine = choose_engine(engine, model, len(paths))
-    if engine not in ("onnx", "torch"):
-        raise ValueError(f"ray engine runs the model with 'onnx' or 'torch', got {engine!r}")
+    engine = choose_engine(engine, model, len(paths), precision)
+    if engine not in MODEL_ENGINES:
+        raise ValueError(f"ray engine runs the model with {', '.join(MODEL_ENGINES)}, "
+                         f"got {engine!r}")
+    precision = choose_precision(engine, precision)
+    runtime = {"engine": f"ray/{engine}", "precision": precision}
     if not paths:
-        return Embeddings([], np.zeros((0, model.num_features), np.float32), model.spec())
-    payload = export_cached(model).read_bytes() if engine == "onnx" else model.eval()
+        return Embeddings([], np.zeros((0, model.num_features), np.float32), model.spec(),
+                          runtime=runtime)
+    payload = export_cached(model).read_bytes() if engine != "torch" else model.eval()
     resources = connect(address)
     cpus = int(resources.get("CPU", 1))
     if actors is None:
@@ -140,10 +155,12 @@ def embed_paths_ray(paths: Sequence[str | os.PathLike],
                         memory=DECODE_MEMORY)
     ds = ds.map_batches(BatchEmbedder, fn_constructor_kwargs=dict(
         engine=engine, model=payload, preprocessing=model.preprocessing.to_dict(),
-        num_features=model.num_features, threads=cpus_per_actor),
+        num_features=model.num_features, threads=cpus_per_actor, precision=precision),
         batch_size=batch_size, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor)
-    return _collect(ds, paths, model.spec(), model.num_features, labels)
+    emb = _collect(ds, paths, model.spec(), model.num_features, labels)
+    emb.runtime = runtime
+    return emb
 
 
 def _collect(ds, paths: list[Path], spec: dict[str, Any], dim: int,
@@ -167,7 +184,7 @@ def _collect(ds, paths: list[Path], spec: dict[str, Any], dim: int,
 
 
 ENGINES.register("ray", embed_paths_ray, runs="files", available=lambda: _ray_installed(),
-                 extra="distributed",
+                 extra="distributed", precisions=("f32", "bf16"),  # bf16 on openvino actors
                  description="Ray Data: decode tasks + model actors, local or a cluster "
                              "(RAY_ADDRESS)")
 

@@ -20,7 +20,9 @@ class Embeddings:
     """Rows of ``vectors`` belong to ``paths`` (or text ids); ``spec`` names the embedder.
 
     ``failures`` lists inputs that were skipped, each with its reason; ``ignored`` the files
-    found under the input that are not images (so every file is accounted for).
+    found under the input that are not images (so every file is accounted for). ``runtime``
+    says what ran the model (``{"engine": "openvino", "precision": "bf16"}``): not part of the
+    model's identity, but a reader can tell f32 vectors from bf16 ones.
     """
 
     FORMAT: ClassVar[str] = FORMAT
@@ -31,6 +33,7 @@ class Embeddings:
     labels: list[str] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    runtime: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
@@ -55,7 +58,7 @@ class Embeddings:
         if self.labels is not None:
             columns["label"] = pa.array([str(v) for v in self.labels], type=pa.string())
         meta = {"format": FORMAT, "spec": self.spec, "failures": self.failures,
-                "ignored": self.ignored}
+                "ignored": self.ignored, "runtime": self.runtime}
         table = pa.table(columns).replace_schema_metadata(
             {b"transferkit": json.dumps(meta).encode()})
         with atomic_path(path, suffix=".parquet") as tmp:
@@ -82,4 +85,5 @@ class Embeddings:
         vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
         labels = table.column("label").to_pylist() if "label" in table.column_names else None
         return cls(table.column("path").to_pylist(), vectors, meta.get("spec", {}), labels,
-                   [tuple(f) for f in meta.get("failures", [])], list(meta.get("ignored", [])))
+                   [tuple(f) for f in meta.get("failures", [])], list(meta.get("ignored", [])),
+                   meta.get("runtime", {}))

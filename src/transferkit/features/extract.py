@@ -30,31 +30,35 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
                 batch_size: int = 32, num_workers: int | None = None,
                 image_size: int | None = None, labels: Sequence | None = None,
                 show_progress: bool = True, engine: str = "auto",
-                threads: int | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> Embeddings:
+                threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                precision: str = "f32") -> Embeddings:
     """Embed image files; unreadable ones are skipped and listed in ``failures``.
 
-    ``engine``: ``"onnx"`` (ONNX Runtime), ``"torch"`` (eager, channels_last), ``"ray"`` (Ray
-    Data on the cluster named by ``RAY_ADDRESS`` or a local one, when ``transferkit[distributed]``
-    is installed) or ``"auto"`` (see :func:`transferkit.runtime.choose_engine`).
+    ``engine``: ``"openvino"`` (OpenVINO), ``"onnx"`` (ONNX Runtime), ``"torch"`` (eager,
+    channels_last), ``"ray"`` (Ray Data on the cluster named by ``RAY_ADDRESS`` or a local
+    one, when ``transferkit[distributed]`` is installed) or ``"auto"`` (see
+    :func:`transferkit.runtime.choose_engine`). ``precision``: ``"f32"`` (PyTorch's vectors),
+    ``"bf16"`` (OpenVINO on a CPU with AVX512_BF16/AMX: faster, vectors move slightly) or
+    ``"auto"`` (bf16 where it exists); the result's ``runtime`` records what ran.
     ``num_workers`` decode threads (default: one per core) run ahead of the model; ``threads``
     sets the model's intra-op threads (default: all cores). Images over ``max_pixels``
     decoded pixels (after JPEG DCT scaling) are skipped before decoding.
     """
     model = resolve_backbone(backbone, image_size)
     paths = [Path(p) for p in paths]
-    engine = choose_engine(engine, model, len(paths))
+    engine = choose_engine(engine, model, len(paths), precision)
     if runs_files(engine):
         return ENGINES.get(engine).factory(paths, model, batch_size=batch_size, labels=labels,
-                                           show_progress=show_progress, max_pixels=max_pixels)
+                                           show_progress=show_progress, max_pixels=max_pixels,
+                                           precision=precision)
     n_batches = -(-len(paths) // batch_size)
-    runner = make_runner(engine, model, threads, n_batches)
+    runner = make_runner(engine, model, threads, n_batches, precision)
     prep = model.preprocessing
     workers = decode_threads(num_workers)
     batches = iter_pixel_batches(paths, prep, batch_size, workers, max_pixels=max_pixels)
     if show_progress:
-        batches = progress(batches, desc=f"embed ({model.name}, {engine})", total=n_batches,
-                           unit="batch")
+        batches = progress(batches, desc=f"embed ({model.name}, {engine} {runner.precision})",
+                           total=n_batches, unit="batch")
     failures: list[tuple[str, str]] = []
 
     def model_inputs():
@@ -78,7 +82,7 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
             kept_idx.extend(indices)
     kept_labels = [labels[i] for i in kept_idx] if labels is not None else None
     return Embeddings([str(paths[i]) for i in kept_idx], _stack(chunks, model), model.spec(),
-                      kept_labels, failures)
+                      kept_labels, failures, runner.describe())
 
 
 def embed_folder(folder: str | os.PathLike | Sequence[str | os.PathLike],
@@ -102,14 +106,15 @@ def _ignored_note(ignored: Sequence[Path]) -> str:
 
 def embed_images(images: Sequence, backbone: str | Backbone = "efficientnet_lite0",
                  batch_size: int = 32, engine: str = "torch",
-                 threads: int | None = None) -> np.ndarray:
+                 threads: int | None = None, precision: str = "f32") -> np.ndarray:
     """PIL images (any mode) -> (N, num_features) embeddings, preprocessed exactly like files.
 
     The in-memory twin of :func:`embed_paths` for images already decoded (uploads, augmented
-    or preloaded training images). ``engine`` defaults to ``torch``: few images, no export.
+    or preloaded training images). ``engine`` defaults to ``torch``: few images, no export;
+    ``precision`` as in :func:`embed_paths`.
     """
     model = resolve_backbone(backbone)
-    runner = make_runner(choose_engine(engine, model, len(images)), model, threads)
+    runner = _runner(engine, model, len(images), threads, precision)
     chunks = []
     with _eval_mode(model):
         for start in range(0, len(images), batch_size):
@@ -122,11 +127,12 @@ def embed_images(images: Sequence, backbone: str | Backbone = "efficientnet_lite
 def embed_arrays(images: np.ndarray, backbone: str | Backbone = "efficientnet_lite0",
                  batch_size: int = 64, image_size: int | None = None,
                  show_progress: bool = True, engine: str = "auto",
-                 threads: int | None = None) -> np.ndarray:
+                 threads: int | None = None, precision: str = "f32") -> np.ndarray:
     """Embed in-memory uint8 images (N,H,W) or (N,H,W,3), e.g. Fashion-MNIST arrays
-    (see :meth:`~transferkit.backbones.Preprocessing.arrays_to_batch` for the resize)."""
+    (see :meth:`~transferkit.backbones.Preprocessing.arrays_to_batch` for the resize);
+    ``engine`` and ``precision`` as in :func:`embed_paths`."""
     model = resolve_backbone(backbone, image_size)
-    runner = make_runner(choose_engine(engine, model, len(images)), model, threads)
+    runner = _runner(engine, model, len(images), threads, precision)
     steps = range(0, len(images), batch_size)
     if show_progress:
         steps = progress(steps, desc="embed arrays", unit="batch")
@@ -137,6 +143,13 @@ def embed_arrays(images: np.ndarray, backbone: str | Backbone = "efficientnet_li
             chunks.append(runner.embed(batch.contiguous(memory_format=torch.channels_last)
                                        if runner.channels_last else batch.contiguous()))
     return _stack(chunks, model)
+
+
+def _runner(engine: str, model: Backbone, n_images: int, threads: int | None,
+            precision: str):
+    """The batch runner of an in-memory job: one call per batch, on all the model's cores."""
+    return make_runner(choose_engine(engine, model, n_images, precision), model, threads,
+                       1, precision)
 
 
 def preprocess_images(images, backbone: Backbone) -> torch.Tensor:

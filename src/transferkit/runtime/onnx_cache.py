@@ -10,19 +10,18 @@ import hashlib
 import importlib.util
 import json
 import re
-import threading
 import weakref
 from pathlib import Path
 
 import torch
 
+from transferkit.runtime.memo import BackboneMemo, weights_state
 from transferkit.runtime.onnx_export import FORMAT, OPSET, export_backbone
 from transferkit.runtime.onnx_session import OnnxBackbone
 from transferkit.utils import cache_dir, inference_threads
 
-_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SESSIONS: BackboneMemo[OnnxBackbone] = BackboneMemo()
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
 
 
 def onnx_available() -> bool:
@@ -50,7 +49,7 @@ def backbone_fingerprint(backbone) -> str:
 def _remembered_fingerprint(backbone) -> str:
     # Hashing Lite0's weights takes ~30 ms: remember it while the weights are unchanged, so
     # per-query calls (search, service) do not pay it every time.
-    config, state = _keys(backbone, 1)
+    config, state = _session_config(backbone, 1), weights_state(backbone)
     entry = _FINGERPRINTS.get(backbone.model, {}).get(config)
     if entry is not None and entry[0] == state:
         return entry[1]
@@ -67,7 +66,8 @@ def cached_onnx_path(backbone) -> Path:
 
 
 def is_cached(backbone) -> bool:
-    return cached_onnx_path(backbone).exists() or _memo_hit(backbone, None) is not None
+    return cached_onnx_path(backbone).exists() or _SESSIONS.get(
+        backbone, _session_config(backbone, None)) is not None
 
 
 def export_cached(backbone) -> Path:
@@ -78,31 +78,11 @@ def export_cached(backbone) -> Path:
     return path
 
 
-def _keys(backbone, threads: int | None) -> tuple[tuple, tuple]:
-    # Sessions are remembered per timm model (shared by copies of a Backbone that differ only
-    # in preprocessing). Parameter storage + version counters change whenever weights are
-    # assigned or updated in place (optimiser steps, load_state_dict): a stale session is
-    # detected without hashing the weights.
-    config = (backbone.preprocessing, backbone.num_classes, inference_threads(threads))
-    state = tuple((t.data_ptr(), t._version) for t in backbone.model.state_dict().values())
-    return config, state
-
-
-def _memo_hit(backbone, threads: int | None) -> OnnxBackbone | None:
-    config, state = _keys(backbone, threads)
-    entry = _SESSIONS.get(backbone.model, {}).get(config)
-    if entry is not None and entry[0] == state:
-        return entry[1]
-    return None
+def _session_config(backbone, threads: int | None) -> tuple:
+    return (backbone.preprocessing, backbone.num_classes, inference_threads(threads))
 
 
 def onnx_backbone(backbone, threads: int | None = None) -> OnnxBackbone:
     """An ONNX Runtime twin of ``backbone`` (exported once, then cached on disk and in memory)."""
-    with _LOCK:
-        hit = _memo_hit(backbone, threads)
-        if hit is not None:
-            return hit
-        session = OnnxBackbone(export_cached(backbone), threads=threads)
-        config, state = _keys(backbone, threads)
-        _SESSIONS.setdefault(backbone.model, {})[config] = (state, session)
-        return session
+    return _SESSIONS.get_or_build(backbone, _session_config(backbone, threads),
+                                  lambda: OnnxBackbone(export_cached(backbone), threads=threads))

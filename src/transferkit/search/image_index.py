@@ -72,6 +72,7 @@ class ImageIndex:
         self.failures: list[tuple[str, str]] = []  # unreadable files of the last build/add
         self.ignored: list[str] = []  # files found there that are not images
         self.skipped: list[tuple[str, str]] = []
+        self.runtime: dict[str, str] = {}  # engine + precision of the last embedded files
         self._backbone = None
         self._lookup: dict[str, int] | None = None
         if backbone is not None:
@@ -134,9 +135,11 @@ class ImageIndex:
     def add_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
                   num_workers: int | None = None, chunk_size: int = 1024,
                   callback: ProgressCallback | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, engine: str = "auto",
+                  precision: str = "f32") -> np.ndarray:
         """Embed and add new files (no rebuild). Already-indexed and unreadable files are
-        skipped and listed in :attr:`skipped` / :attr:`failures`."""
+        skipped and listed in :attr:`skipped` / :attr:`failures`; :attr:`runtime` says which
+        engine and precision embedded them (see :func:`~transferkit.features.embed_paths`)."""
         known = self._path_lookup()
         fresh, self.skipped = [], []
         for p in paths:
@@ -147,8 +150,9 @@ class ImageIndex:
         self.failures = []
         added = [np.zeros(0, np.int64)]
         for emb in _embed_chunks(fresh, self.backbone, batch_size, num_workers, chunk_size,
-                                 callback, max_pixels):
+                                 callback, max_pixels, engine, precision):
             self.failures.extend(emb.failures)
+            self.runtime = emb.runtime
             added.append(self.add_embeddings(emb))
         self._record_outcome()
         return np.concatenate(added)
@@ -191,17 +195,19 @@ class ImageIndex:
     def search_embeddings(self, embeddings, k: int = 10) -> list[list[SearchHit]]:
         return self.search_vectors(embeddings.vectors, k, spec=embeddings.spec)
 
-    def search_images(self, images: Sequence, k: int = 10, backbone=None
-                      ) -> list[list[SearchHit]]:
+    def search_images(self, images: Sequence, k: int = 10, backbone=None,
+                      engine: str = "torch", precision: str = "f32") -> list[list[SearchHit]]:
         """PIL images in, ``k`` hits each out. ``backbone`` defaults to the index's own."""
         model = self.backbone if backbone is None else backbone
         ensure_compatible(self.spec, image_spec(model), where=self._where())
         if not len(images):
             return []
-        return self.search_vectors(embed_images(images, model), k)
+        return self.search_vectors(embed_images(images, model, engine=engine,
+                                                precision=precision), k)
 
     def search_paths(self, paths: Sequence[str | os.PathLike], k: int = 10,
-                     batch_size: int = 32) -> list[list[SearchHit]]:
+                     batch_size: int = 32, engine: str = "auto",
+                     precision: str = "f32") -> list[list[SearchHit]]:
         """Image files in (embedded by the same file pipeline as the index); an unreadable
         query raises :class:`~transferkit.data.ImageLoadError`."""
         if not len(paths):
@@ -210,7 +216,7 @@ class ImageIndex:
             if Path(p).is_dir():
                 raise IsADirectoryError(f"{p}: is a folder; give image files to search with")
         emb = embed_paths(paths, self.backbone, batch_size=batch_size, num_workers=0,
-                          show_progress=False)
+                          show_progress=False, engine=engine, precision=precision)
         if emb.failures:
             raise ImageLoadError(*emb.failures[0])
         return self.search_vectors(emb.vectors, k)
@@ -246,14 +252,16 @@ def _with_kind(spec: dict[str, Any] | None) -> dict[str, Any]:
 
 def _embed_chunks(paths: Sequence[str], backbone, batch_size: int, num_workers: int | None,
                   chunk_size: int, callback: ProgressCallback | None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, engine: str = "auto",
+                  precision: str = "f32") -> Iterator:
     """Embed in chunks so only one chunk of decoded images is alive at any time."""
     starts = range(0, len(paths), max(1, chunk_size))
     done = 0
     for start in progress(starts, desc=f"index ({backbone.name})", unit="chunk"):
         chunk = list(paths[start:start + chunk_size])
         emb = embed_paths(chunk, backbone, batch_size=batch_size, num_workers=num_workers,
-                          show_progress=False, max_pixels=max_pixels)
+                          show_progress=False, max_pixels=max_pixels, engine=engine,
+                          precision=precision)
         done += len(chunk)
         yield emb
         if callback is not None:
@@ -280,13 +288,15 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
                 num_workers: int | None = None, chunk_size: int = 1024,
                 output: str | os.PathLike | None = None,
                 callback: ProgressCallback | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIndex:
+                max_pixels: int = DEFAULT_MAX_PIXELS, engine: str = "auto",
+                precision: str = "f32") -> ImageIndex:
     """Index a folder, a list of files/folders, or an embeddings parquet (``transferkit embed``).
 
     Files are embedded chunk by chunk (memory bounded by ``chunk_size`` decoded images) and
     unreadable ones are skipped and listed in ``.failures``. ``output`` is written only once
     the whole build succeeded (temp file + rename), so a crash keeps the previous index.
     ``callback(done, total)`` runs after each chunk; raising from it aborts the build.
+    ``engine`` and ``precision`` as in :func:`~transferkit.features.embed_paths`.
     """
     params = dict(metric=metric, method=method, M=M, ef_construction=ef_construction,
                   ef_search=ef_search)
@@ -300,6 +310,7 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
         index = ImageIndex(VectorIndex(emb.dim, spec=spec, **params), path=output)
         index.add_embeddings(emb)
         index.failures, index.ignored = list(emb.failures), list(emb.ignored)
+        index.runtime = dict(emb.runtime)
         index._record_outcome()
     else:
         files, ignored = _list_sources(source)
@@ -308,7 +319,8 @@ def build_index(source: str | os.PathLike | Sequence[str | os.PathLike],
                            path=output, backbone=model)
         index.ignored = ignored
         index.add_paths(files, batch_size=batch_size, num_workers=num_workers,
-                        chunk_size=chunk_size, callback=callback, max_pixels=max_pixels)
+                        chunk_size=chunk_size, callback=callback, max_pixels=max_pixels,
+                        engine=engine, precision=precision)
         if not len(index):
             raise ValueError(f"{source}: none of the {len(files)} image files could be read "
                              f"(first: {index.failures[0][0]}: {index.failures[0][1]})")

@@ -20,14 +20,23 @@ from PIL import Image
 from transferkit.backbones import Backbone, imagenet_labels
 from transferkit.errors import ServiceBusy
 from transferkit.features import embed_images, preprocess_images
+from transferkit.runtime import choose_engine, choose_precision, inference_model
+
+# A server answers many requests: "auto" may pay a one-off export at start for faster calls.
+SERVICE_JOB_IMAGES = 10_000
 
 
 class InferenceEngine:
-    """Owns the backbone, the optional trained model and the optional index."""
+    """Owns the backbone, the optional trained model and the optional index, and the engine
+    + precision (resolved once, at start) that every image model call runs on."""
 
     def __init__(self, backbone: Backbone, model: Any | None = None, index: Any | None = None,
-                 max_pending: int = 64, text_index: Any | None = None) -> None:
+                 max_pending: int = 64, text_index: Any | None = None, engine: str = "torch",
+                 precision: str = "f32") -> None:
         self.backbone = backbone.eval()
+        self.engine = choose_engine(engine, self.backbone, SERVICE_JOB_IMAGES, precision)
+        self.precision = choose_precision(self.engine, precision)
+        inference_model(self.engine, self.backbone, self.precision)  # compile now, not on a query
         self.model = model
         self.index = index
         self.text_index = text_index
@@ -87,23 +96,29 @@ class InferenceEngine:
     def predict(self, image: Image.Image, k: int) -> tuple[str, list[dict[str, Any]]]:
         """Top-k from the trained model if there is one, else ImageNet classes."""
         if self.model is not None:
-            rows = self.model.predict_images([image], top_k=k)[0]
+            rows = self.model.predict_images([image], top_k=k, **self._runs_on)[0]
             return "model", [{"label": str(r["label"]), "probability": float(r["probability"])}
                              for r in rows]
-        pairs = self.backbone.predict_topk(preprocess_images([image], self.backbone), k)[0]
+        net = inference_model(self.engine, self.backbone, self.precision)
+        pairs = net.predict_topk(preprocess_images([image], self.backbone), k)[0]
         labels = imagenet_labels()
         return "imagenet", [{"label": labels[i], "index": int(i), "probability": float(p)}
                             for i, p in pairs]
 
+    @property
+    def _runs_on(self) -> dict[str, str]:
+        return {"engine": self.engine, "precision": self.precision}
+
     def embed(self, image: Image.Image) -> list[float]:
-        return [float(v) for v in embed_images([image], self.backbone)[0]]
+        return [float(v) for v in embed_images([image], self.backbone, **self._runs_on)[0]]
 
     @torch.inference_mode()
     def search(self, image: Image.Image, k: int) -> list[Any]:
         if self.index is None:
             raise RuntimeError("no index loaded")
         k = min(k, len(self.index))
-        return list(self.index.search_images([image], k)[0]) if k > 0 else []
+        return (list(self.index.search_images([image], k, **self._runs_on)[0]) if k > 0
+                else [])
 
     @torch.inference_mode()
     def search_text(self, query: str, k: int) -> list[Any]:

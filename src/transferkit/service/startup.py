@@ -27,14 +27,15 @@ from transferkit.train import TransferModel
 def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLike | None,
                backbone: str | Backbone, text_index_path: str | os.PathLike | None, *,
                max_upload_bytes: int, max_image_pixels: int, max_pending: int,
-               decode_threads: int) -> ServiceState:
+               decode_threads: int, engine: str = "torch",
+               precision: str = "f32") -> ServiceState:
     """Load what the arguments name and wrap it, with the limits, in a :class:`ServiceState`."""
     model = TransferModel.load(model_dir) if model_dir is not None else None
     net = resolve_backbone(backbone)
     index = _load_index(index_path, net) if index_path is not None else None
     text_index = _load_text_index(text_index_path) if text_index_path is not None else None
     engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
-                             text_index=text_index)
+                             text_index=text_index, engine=engine, precision=precision)
     thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)),
                              max_pixels=max_image_pixels) if index is not None else None)
     return ServiceState(

@@ -89,17 +89,22 @@ class TransferModel:
         return np.mean(self.head_probabilities(features), axis=0)
 
     @torch.inference_mode()
-    def predict_proba_images(self, images: Sequence, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities (n, len(classes_)) for PIL images."""
+    def predict_proba_images(self, images: Sequence, batch_size: int = 32,
+                             engine: str = "torch", precision: str = "f32") -> np.ndarray:
+        """Class probabilities (n, len(classes_)) for PIL images (``engine`` and
+        ``precision`` as in :func:`~transferkit.features.embed_images`)."""
         images = [to_rgb(img) for img in images]
         if not images:
             return np.zeros((0, len(self.classes_)))
-        return self._probabilities([embed_images(images, backbone, batch_size)
+        return self._probabilities([embed_images(images, backbone, batch_size, engine=engine,
+                                                 precision=precision)
                                     for backbone in self.backbones])
 
-    def predict_images(self, images: Sequence, top_k: int = 5) -> list[list[dict[str, Any]]]:
+    def predict_images(self, images: Sequence, top_k: int = 5, engine: str = "torch",
+                       precision: str = "f32") -> list[list[dict[str, Any]]]:
         """Top-k ``[{label, probability}]`` per PIL image, most likely first."""
-        return self._top_k(self.predict_proba_images(images), top_k)
+        return self._top_k(self.predict_proba_images(images, engine=engine,
+                                                     precision=precision), top_k)
 
     def _top_k(self, proba: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
         k = max(1, min(int(top_k), len(self.classes_)))
@@ -109,24 +114,27 @@ class TransferModel:
 
     def predict_proba_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
                             num_workers: int | None = None,
-                            max_pixels: int = DEFAULT_MAX_PIXELS
+                            max_pixels: int = DEFAULT_MAX_PIXELS, engine: str = "auto",
+                            precision: str = "f32"
                             ) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
         """-> (probabilities of readable files, those files, [(bad file, reason)])."""
         features, kept, failures = self.features_paths(paths, batch_size, num_workers,
-                                                       max_pixels)
+                                                       max_pixels, engine, precision)
         if not kept:
             return np.zeros((0, len(self.classes_))), [], failures
         return self._probabilities(features), kept, failures
 
     def features_paths(self, paths: Sequence[str | os.PathLike], batch_size: int = 32,
-                       num_workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+                       num_workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                       engine: str = "auto", precision: str = "f32"
                        ) -> tuple[list[np.ndarray], list[str], list[tuple[str, str]]]:
-        """-> (features per backbone, readable files they belong to, [(bad file, reason)])."""
+        """-> (features per backbone, readable files they belong to, [(bad file, reason)]);
+        ``engine`` and ``precision`` as in :func:`~transferkit.features.embed_paths`."""
         paths = [str(p) for p in paths]
         features, kept, failures = [], None, []
         for backbone in self.backbones:
             emb = embed_paths(paths, backbone, batch_size=batch_size, num_workers=num_workers,
-                              max_pixels=max_pixels)
+                              max_pixels=max_pixels, engine=engine, precision=precision)
             if kept is None:
                 kept, failures = emb.paths, list(emb.failures)
                 features.append(emb.vectors)
@@ -140,21 +148,25 @@ class TransferModel:
         return features, kept or [], failures
 
     def predict_paths(self, paths: Sequence[str | os.PathLike], top_k: int = 5,
-                      batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
+                      batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      engine: str = "auto", precision: str = "f32"
                       ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
         """-> ([{path, top_k: [{label, probability}]}], [(bad file, reason)]); bad files are
         skipped, never fatal."""
         proba, kept, failures = self.predict_proba_paths(paths, batch_size,
-                                                         max_pixels=max_pixels)
+                                                         max_pixels=max_pixels, engine=engine,
+                                                         precision=precision)
         results = [{"path": p, "top_k": top} for p, top in zip(kept, self._top_k(proba, top_k))]
         return results, failures
 
     def evaluate(self, data, output: str | os.PathLike | None = None,
-                 batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+                 batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 engine: str = "auto", precision: str = "f32") -> dict[str, Any]:
         """Metrics on every image of ``data`` (folder, CSV or LabelledImages)."""
         data = self.labelled(data)
         proba, kept, failures = self.predict_proba_paths(data.paths, batch_size,
-                                                         max_pixels=max_pixels)
+                                                         max_pixels=max_pixels, engine=engine,
+                                                         precision=precision)
         return self.score(data, proba, kept, failures, output)
 
     def evaluate_members(self, data, output: str | os.PathLike | None = None,
