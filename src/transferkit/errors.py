@@ -83,7 +83,7 @@ class DiskFullError(TransferkitError, OSError):
         self.path = str(path)
         detail = getattr(cause, "strerror", None) or str(cause).splitlines()[0][:120]
         super().__init__(f"{self.path}: not written: no space left on the device or over the "
-                         f"file-size limit ({detail}); the previous version is untouched")
+                         f"file-size limit ({detail}); the previous version, if any, is untouched")
 
     def __str__(self) -> str:
         return str(self.args[0])
