@@ -368,3 +368,11 @@ def test_validation_errors_are_one_line_strings(client, cat_jpeg):
     response = client.post("/api/predict?k=99", files=upload("c.jpg", cat_jpeg))
     assert response.status_code == 422
     assert response.json() == {"detail": "query k: Input should be less than or equal to 50"}
+
+
+def test_full_queues_answer_503_with_retry_after(lite0, cat_jpeg):
+    with TestClient(create_app(backbone=lite0, max_pending=0)) as busy:
+        response = busy.post("/api/predict", files=upload("c.jpg", cat_jpeg))
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "waiting" in response.json()["detail"]
+        assert busy.get("/api/health").status_code == 200  # cheap routes never queue

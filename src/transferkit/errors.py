@@ -8,13 +8,14 @@ Messages name the file or object and, where there is one, the fix.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
 __all__ = [
     "TransferkitError", "ImageLoadError", "IncompatibleModelError", "MissingWeightsError",
     "NotFittedError", "UnknownNameError", "InvalidOptionError", "NotInIndexError",
-    "ServiceBusy", "TrainingInterrupted", "check_is_fitted",
+    "ServiceBusy", "TrainingInterrupted", "DiskFullError", "check_is_fitted", "is_disk_full",
 ]
 
 
@@ -72,6 +73,36 @@ class TrainingInterrupted(TransferkitError):
         self.checkpoint, self.epoch = checkpoint, epoch
         super().__init__(f"stopped after epoch {epoch}; checkpoint in {checkpoint} "
                          f"(run again with resume=True / --resume to continue)")
+
+
+class DiskFullError(TransferkitError, OSError):
+    """An artefact could not be written for lack of space (or over a file-size limit); the
+    previous version of it, if any, is untouched and no partial file is left."""
+
+    def __init__(self, path: str | os.PathLike, cause: BaseException) -> None:
+        self.path = str(path)
+        detail = getattr(cause, "strerror", None) or str(cause).splitlines()[0][:120]
+        super().__init__(f"{self.path}: not written: no space left on the device or over the "
+                         f"file-size limit ({detail}); the previous version, if any, is untouched")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# How libraries that wrap the OS error in their own (pyarrow, safetensors) spell it.
+_DISK_FULL_WORDS = ("No space left", "File too large", "Disk quota exceeded", "os error 28",
+                    "os error 27", "os error 122")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the disk or a file-size limit is full."""
+    while exc is not None:
+        if getattr(exc, "errno", None) in _DISK_FULL_ERRNOS or \
+                any(word in str(exc) for word in _DISK_FULL_WORDS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def check_is_fitted(estimator: Any, attributes: str | tuple[str, ...] | None = None) -> None:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, is_disk_full
 
 F = TypeVar("F", bound=Callable)
 console = Console(soft_wrap=True)
@@ -33,6 +33,14 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # a full disk is the machine's state, not a bug
+            if not is_disk_full(exc):
+                raise
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            err_console.print(f"[red]error:[/red] {escape(where)}no space left on the device "
+                              f"or over the file-size limit ({escape(str(exc))[:120]})",
+                              highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

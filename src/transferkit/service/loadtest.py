@@ -40,6 +40,7 @@ class Outcome:
     status: int | None  # None: the request failed at transport level
     seconds: float
     error: str = ""
+    retries: int = 0  # 503 + Retry-After answers waited out before this one
 
 
 @dataclass
@@ -56,6 +57,11 @@ class LoadReport:
     @property
     def server_errors(self) -> int:
         return sum(1 for o in self.outcomes if o.status is not None and o.status >= 500)
+
+    @property
+    def busy_retries(self) -> int:
+        """How often the service shed load (503 + Retry-After) and the client came back."""
+        return sum(o.retries for o in self.outcomes)
 
     @property
     def transport_errors(self) -> int:
@@ -146,8 +152,12 @@ def standard_calls(image: bytes, n: int, with_search: bool, oversized_bytes: int
 
 
 def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: float = 60.0,
-             request_timeout: float = 30.0) -> LoadReport:
-    """Send ``calls`` from ``clients`` threads; stop starting new ones at ``time_limit``."""
+             request_timeout: float = 30.0, busy_retries: int = 0) -> LoadReport:
+    """Send ``calls`` from ``clients`` threads; stop starting new ones at ``time_limit``.
+
+    With ``busy_retries`` a client that gets 503 + Retry-After waits as told and sends the
+    request again (at most that many times), as a well-behaved client does.
+    """
     import httpx
 
     check_loopback(base_url)
@@ -170,12 +180,9 @@ def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: flo
             while (call := next_call()) is not None:
                 t0 = time.perf_counter()
                 try:
-                    files = ({"file": (call.upload[0], io.BytesIO(call.upload[1]),
-                                       "application/octet-stream")} if call.upload else None)
-                    response = client.request(call.method, call.path, files=files)
-                    response.read()
+                    response, retries = _send(client, call, busy_retries)
                     outcome = Outcome(call.kind, call.expect, response.status_code,
-                                      time.perf_counter() - t0)
+                                      time.perf_counter() - t0, retries=retries)
                 except httpx.HTTPError as exc:
                     outcome = Outcome(call.kind, call.expect, None, time.perf_counter() - t0,
                                       f"{exc.__class__.__name__}: {exc}")
@@ -193,6 +200,20 @@ def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: flo
         done = list(outcomes)
         not_sent = len(calls) - position
     return LoadReport(done, wall, clients, not_sent)
+
+
+def _send(client, call: Call, busy_retries: int):
+    """One call, repeated after the server's Retry-After while it answers 503."""
+    for attempt in range(busy_retries + 1):
+        files = ({"file": (call.upload[0], io.BytesIO(call.upload[1]),
+                           "application/octet-stream")} if call.upload else None)
+        response = client.request(call.method, call.path, files=files)
+        response.read()
+        wait = response.headers.get("retry-after")
+        if response.status_code != 503 or wait is None or attempt == busy_retries:
+            return response, attempt
+        time.sleep(min(float(wait), 5.0))
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

@@ -43,7 +43,8 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
         index_info=_index_info(index, index_path, thumbs),
         text_index_info=_text_index_info(text_index, text_index_path), thumbnails=thumbs,
         max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
-        decode_limiter=anyio.CapacityLimiter(decode_threads))
+        decode_limiter=anyio.CapacityLimiter(decode_threads),
+        thumbnail_limiter=anyio.CapacityLimiter(2), max_pending=max_pending)
 
 
 def _load_text_index(path: str | os.PathLike):

@@ -25,7 +25,10 @@ class ServiceState:
     thumbnails: ThumbnailStore | None
     max_upload_bytes: int
     max_image_pixels: int
-    decode_limiter: anyio.CapacityLimiter
+    decode_limiter: anyio.CapacityLimiter  # upload decoding
+    # Thumbnails render on their own threads, so they never wait behind upload decoding.
+    thumbnail_limiter: anyio.CapacityLimiter
+    max_pending: int  # uploads waiting to be decoded beyond this get 503
 
 
 async def get_state(request: Request) -> ServiceState:

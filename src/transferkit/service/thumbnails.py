@@ -36,6 +36,14 @@ class ThumbnailStore:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def cached(self, item_id: int, size: int) -> bytes | None:
+        """The thumbnail if it was rendered before (cheap: callable on the event loop)."""
+        with self._lock:
+            data = self._cache.get((item_id, size))
+            if data is not None:
+                self._cache.move_to_end((item_id, size))
+            return data
+
     def get(self, item_id: int, size: int = 128) -> bytes:
         if item_id not in self.paths:
             raise ThumbnailNotFound(f"no indexed image with id {item_id}")

@@ -233,6 +233,7 @@ def _resume(run: _Run) -> tuple[dict[str, Any], Checkpoint | None]:
                          f"differ); delete it or drop --resume")
     run.net.load_state_dict(resumed.weights)
     state.update({k: saved[k] for k in state})
+    state["resumed_from_epoch"] = saved["epoch"]
     torch.set_rng_state(resumed.tensors["rng.torch"])
     return state, resumed
 
@@ -499,6 +500,7 @@ def _manifest(run: _Run, info: dict[str, Any], state: dict[str, Any], metrics: d
     training = {**asdict(run.config), "image_size": run.body.preprocessing.input_size,
                 "batch_size": run.batch_size, "epochs_run": state["epoch"],
                 "best_epoch": state["best_epoch"], "stopped_early": stopped_early,
+                "resumed_from_epoch": state.get("resumed_from_epoch"),
                 "bn_policy": _bn_policy(run.strategy, run.config),
                 "unfrozen_parameters": len(trainable)}
     return {**info, "training": training,

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from transferkit.errors import DiskFullError, is_disk_full
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -16,6 +18,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
     Works for files and directories: whatever the caller creates at the yielded path
     replaces ``target`` in one rename, so readers see either the old or the new version.
+    Running out of space while writing raises :class:`DiskFullError` naming ``target``.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -25,7 +28,12 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     tmp.unlink()
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as exc:
+            if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                raise DiskFullError(target, exc) from exc
+            raise
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: nothing was written for {target}")
         if tmp.is_dir() and target.exists():

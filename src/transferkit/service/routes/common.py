@@ -9,6 +9,7 @@ import anyio
 from fastapi import File, UploadFile
 from PIL import Image
 
+from transferkit.errors import ServiceBusy
 from transferkit.service.schemas import ImageInfo
 from transferkit.service.state import ServiceState
 from transferkit.service.uploads import UploadError, decode_upload
@@ -23,6 +24,9 @@ async def read_image(file: UploadFile, state: ServiceState) -> Image.Image:
     if len(data) > state.max_upload_bytes:
         raise UploadError(413, f"{name}: upload too large "
                                f"(limit {state.max_upload_bytes:,} bytes)")
+    waiting = state.decode_limiter.statistics().tasks_waiting
+    if waiting >= state.max_pending:  # back-pressure instead of an unbounded decode queue
+        raise ServiceBusy(f"{waiting} uploads already waiting to be decoded")
     return await anyio.to_thread.run_sync(
         lambda: decode_upload(data, name, state.engine.draft_size, state.max_image_pixels),
         limiter=state.decode_limiter)

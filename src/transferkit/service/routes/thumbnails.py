@@ -33,7 +33,7 @@ async def thumbnail(state: ServiceStateDep,
                                        "msg": f"Input should be one of {list(THUMBNAIL_SIZES)}"}])
     if state.thumbnails is None:
         raise HTTPException(404, "no index loaded")
-    data = await anyio.to_thread.run_sync(state.thumbnails.get, item_id, size,
-                                          limiter=state.decode_limiter)
+    data = state.thumbnails.cached(item_id, size) or await anyio.to_thread.run_sync(
+        state.thumbnails.get, item_id, size, limiter=state.thumbnail_limiter)
     return Response(data, media_type="image/jpeg",
                     headers={"Cache-Control": "public, max-age=3600"})
