@@ -14,7 +14,7 @@ from typing import Any
 __all__ = [
     "TransferkitError", "ImageLoadError", "IncompatibleModelError", "MissingWeightsError",
     "NotFittedError", "UnknownNameError", "InvalidOptionError", "NotInIndexError",
-    "ServiceBusy", "TrainingInterrupted", "check_is_fitted",
+    "UnknownWordError", "AudioLoadError", "ServiceBusy", "TrainingInterrupted", "check_is_fitted",
 ]
 
 
@@ -59,6 +59,18 @@ class NotInIndexError(TransferkitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownWordError(NotInIndexError):
+    """A word that a word-vector table does not hold."""
+
+
+class AudioLoadError(ImageLoadError):
+    """A file could not be read as usable audio; ``path`` and a one-line ``reason``.
+
+    A sibling of :class:`ImageLoadError` in spirit, derived from it so batch code that skips
+    unreadable inputs (``except ImageLoadError``) skips bad clips the same way.
+    """
 
 
 class ServiceBusy(TransferkitError):

@@ -106,7 +106,8 @@ def embed(
     # -- texts instead of images: `embed --text FILE.csv|.txt` -----------------------------
     text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
                                      "line) or .csv file instead of images (rows: FILE:LINE)."),
-    encoder: str = typer.Option("minilm", "--encoder", help="Text encoder: minilm or tfidf."),
+    encoder: str = typer.Option("minilm", "--encoder",
+                                help="Text encoder: minilm, tfidf, glove or glove-idf."),
     text_column: str = typer.Option("text", help="CSV column holding the texts."),
     label_column: str = typer.Option("label", help="CSV column holding labels (optional)."),
 ) -> None:

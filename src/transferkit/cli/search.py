@@ -47,7 +47,8 @@ def build(
     # -- texts instead of images: `index build --text FILE.csv|.txt -o INDEX` ------------------
     text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
                                                           "line) or .csv file instead of images."),
-    encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
+    encoder: str = typer.Option("minilm", "--encoder",
+                                help="With --text: minilm, tfidf, glove or glove-idf."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
 ) -> None:
     """Embed every image under SOURCES (or texts with --text) and write an index (atomic)."""

@@ -97,7 +97,8 @@ def train(
                                                 help="KEY=VALUE for the head, repeatable."),
     text: bool = typer.Option(False, "--text", help="DATA is a CSV of texts and labels: train "
                                                     "a text classifier (head = --strategy)."),
-    encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
+    encoder: str = typer.Option("minilm", "--encoder",
+                                help="With --text: minilm, tfidf, glove or glove-idf."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
     label_column: str = typer.Option("label", help="With --text: CSV column of the labels."),
     **training_options: Any,
