@@ -214,3 +214,20 @@ def test_cli_embed_train_predict_evaluate_index_search(espeak_digits, bad_folder
     assert hit["path"] == str(bad_folder / "good.wav")
     result, out = invoke("search", index, "--audio", bad_folder / "silent.wav")
     assert result.exit_code == 1 and "silent" in out and "Traceback" not in out
+
+
+def test_speech_embedding_is_opt_in_and_transfers_to_real_voices(espeak_digits, tmp_path):
+    from transferkit.audio import DEFAULT_AUDIO_ENCODER
+
+    assert DEFAULT_AUDIO_ENCODER != "speech"
+    encoder = create_audio_encoder("speech")
+    assert encoder.transform([tone(440)]).shape == (1, 192)
+    spec = encoder.spec()
+    assert spec["package_version"] == "0.5.1" and "CC BY-NC-SA 4.0" in spec["licence"]
+    model = tmp_path / "speech-model"
+    result, out = invoke("train", espeak_digits, "--audio", "--encoder", "speech", "-o", model)
+    assert result.exit_code == 0, out
+    assert "note: the speech encoder uses Google's speech_embedding" in out
+    # trained on synthetic espeak voices only, tested on the human Tux Paint recordings
+    metrics = AudioModel.load(model).evaluate(tuxpaint_digits())
+    assert metrics["accuracy"] >= 0.8, metrics

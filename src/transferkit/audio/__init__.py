@@ -2,8 +2,8 @@
 
 ``load_audio(path)`` decodes any clip to mono float32 at 16 kHz (or raises one clear
 :class:`AudioLoadError`); encoders from ``AUDIO_ENCODERS`` (``mfcc``, ``logmel``, ``wavelet``,
-``spectrogram``) turn clips into float32 rows with a ``spec()``; ``train_audio_classifier``
-fits any head, ``build_audio_index`` makes a searchable index.
+``spectrogram``; opt-in ``speech``) turn clips into float32 rows with a ``spec()``;
+``train_audio_classifier`` fits any head, ``build_audio_index`` makes a searchable index.
 """
 
 from transferkit.audio.datasets import (
@@ -47,6 +47,7 @@ from transferkit.audio.registry import (
     create_audio_encoder,
     list_audio_encoders,
 )
+from transferkit.audio.speech import LICENCE_NOTE, SpeechEncoder
 from transferkit.errors import AudioLoadError
 
 __all__ = [
@@ -57,5 +58,5 @@ __all__ = [
     "SAMPLE_RATE", "list_audio", "load_audio", "prepare_samples", "tone", "try_load_clips",
     "write_wav", "AudioModel", "is_audio_model", "train_audio_classifier", "AUDIO_ENCODERS",
     "DEFAULT_AUDIO_ENCODER", "audio_encoder_from_spec", "create_audio_encoder",
-    "list_audio_encoders", "AudioLoadError",
+    "list_audio_encoders", "AudioLoadError", "LICENCE_NOTE", "SpeechEncoder",
 ]

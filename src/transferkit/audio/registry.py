@@ -11,6 +11,7 @@ from transferkit.audio.encoders import (
     SpectrogramEncoder,
     WaveletEncoder,
 )
+from transferkit.audio.speech import SpeechEncoder
 from transferkit.errors import IncompatibleModelError
 from transferkit.utils import Registry
 
@@ -27,6 +28,11 @@ AUDIO_ENCODERS.register("wavelet", WaveletEncoder, description="db4 wavelet sub-
 AUDIO_ENCODERS.register("spectrogram", SpectrogramEncoder,
                         description="log-mel image through an ImageNet backbone (backbone=..., "
                                     "default efficientnet_lite0); dim = backbone features")
+
+AUDIO_ENCODERS.register("speech", SpeechEncoder,
+                        description="opt-in: Google's speech embedding (ONNX in openwakeword "
+                                    "0.5.1), mean+max over 0.76 s windows; 192-d; licence mixed "
+                                    "(Apache-2.0 credit vs CC BY-NC-SA 4.0)")
 
 
 def list_audio_encoders() -> list[str]:

@@ -10,7 +10,7 @@ import typer
 
 from transferkit.cli._common import console, friendly_errors, print_topk_results, report_failures
 
-ENCODER_HELP = "mfcc, logmel (default), wavelet or spectrogram"
+ENCODER_HELP = "mfcc, logmel (default), wavelet, spectrogram or speech (opt-in licence)"
 data_app = typer.Typer(no_args_is_help=True, help="Write demo datasets.")
 
 
