@@ -231,3 +231,15 @@ def test_speech_embedding_is_opt_in_and_transfers_to_real_voices(espeak_digits, 
     # trained on synthetic espeak voices only, tested on the human Tux Paint recordings
     metrics = AudioModel.load(model).evaluate(tuxpaint_digits())
     assert metrics["accuracy"] >= 0.8, metrics
+
+
+def test_transferkit_load_opens_audio_artefacts(espeak_digits, tmp_path):
+    import transferkit
+
+    train_audio_classifier(espeak_digits, "wavelet", "logreg", output=tmp_path / "m")
+    build_audio_index(espeak_digits, "wavelet", method="exact", output=tmp_path / "a.tkindex")
+    assert isinstance(transferkit.load(tmp_path / "m"), AudioModel)
+    from transferkit.audio import AudioIndex
+
+    assert len(transferkit.load(tmp_path / "a.tkindex")) == 90
+    assert isinstance(transferkit.load(tmp_path / "a.tkindex"), AudioIndex)
