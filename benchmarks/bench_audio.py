@@ -11,7 +11,9 @@ Test sets, none seen in training:
   * ``tuxpaint-all``: every Tux Paint language set (210 clips, 22 languages). Digits in other
     languages are other words, and each set is close to one speaker, so this row measures
     how far word identity survives a language change, not speaker independence.
-Rows: every encoder in ``--encoders`` with each head in ``--heads``, plus ``chance`` and
+Rows: every encoder in ``--encoders`` with each head in ``--heads``; ``spectrogram`` +
+``finetune``: the same log-mel pictures (``data spectrograms``) fine-tuned through Lite0 by the
+image trainer (``--finetune-epochs``, ``--finetune-size`` px; 0 epochs skips it); ``chance`` and
 ``majority`` (the training set's most common class) in the same run. Speed: embedding
 milliseconds per clip (decoding excluded), wall-clock on a possibly shared machine.
 """
@@ -124,9 +126,32 @@ def run(args: argparse.Namespace) -> dict:
                     rows.append({"encoder": name, "head": head, "set": set_name,
                                  "ms_per_clip": ms_per_clip, "dim": int(x_train.shape[1]),
                                  **score(y, model.predict(x), 10), "n": len(y)})
+        if args.finetune_epochs:
+            rows += finetune_rows(sets, Path(tmp), args)
     print_table(rows)
     return {"train_voices": list(args.train_voices), "test_voices": list(args.test_voices),
             "variants": list(args.variants), "rows": rows}
+
+
+def finetune_rows(sets: dict, workdir: Path, args: argparse.Namespace) -> list[dict]:
+    """Fine-tune Lite0 on the training set's spectrogram PNGs; score every test set's PNGs."""
+    from transferkit.audio import write_spectrogram_images
+    from transferkit.train import fit
+
+    folders = {}
+    for set_name, data in sets.items():
+        folders[set_name] = workdir / "png" / set_name
+        write_spectrogram_images(data, folders[set_name], side=args.finetune_size)
+    started = time.perf_counter()
+    model = fit(folders["train"], strategy="finetune", image_size=args.finetune_size,
+                epochs=args.finetune_epochs, seed=0, val_fraction=0.15, test_fraction=0.0)
+    print(f"  fine-tuned spectrogram Lite0 in {time.perf_counter() - started:.0f} s", flush=True)
+    rows = []
+    for set_name, folder in list(folders.items())[1:]:
+        metrics = model.evaluate(folder)
+        rows.append({"encoder": "spectrogram", "head": "finetune", "set": set_name,
+                     "accuracy": float(metrics["accuracy"]), "n": int(metrics.get("n", 0))})
+    return rows
 
 
 def print_table(rows: list[dict]) -> None:
@@ -157,6 +182,9 @@ def main() -> None:
                         help="espeak-ng voice variants ('' = plain, +f2, +m3, ...)")
     parser.add_argument("--encoders", nargs="*", default=None)
     parser.add_argument("--heads", nargs="*", default=["logreg"])
+    parser.add_argument("--finetune-epochs", type=int, default=None,
+                        help="spectrogram fine-tune epochs (default 6; 0 with --quick)")
+    parser.add_argument("--finetune-size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("out/bench-audio"))
     args = parser.parse_args()
     args.train_voices = tuple(args.train_voices or (TRAIN_VOICES[:2] if args.quick
@@ -167,6 +195,8 @@ def main() -> None:
                           (VARIANTS[:2] if args.quick else VARIANTS))
     args.encoders = tuple(args.encoders or [e for e in ENCODERS
                                             if not (args.quick and e == "spectrogram")])
+    if args.finetune_epochs is None:
+        args.finetune_epochs = 0 if args.quick else 6
     result = run(args)
     from transferkit.utils import atomic_write_text
 

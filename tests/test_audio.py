@@ -243,3 +243,21 @@ def test_transferkit_load_opens_audio_artefacts(espeak_digits, tmp_path):
 
     assert len(transferkit.load(tmp_path / "a.tkindex")) == 90
     assert isinstance(transferkit.load(tmp_path / "a.tkindex"), AudioIndex)
+
+
+def test_spectrogram_images_fine_tune_with_the_image_trainer(espeak_digits, bad_folder,
+                                                              tmp_path):
+    from PIL import Image
+
+    from transferkit.train import fit
+
+    result, out = invoke("data", "spectrograms", espeak_digits, tmp_path / "png", "--side", "64")
+    assert result.exit_code == 0 and "wrote 90 spectrogram images" in out, out
+    first = next((tmp_path / "png" / "0").iterdir())
+    assert Image.open(first).size == (64, 64)
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_text(f"path,label\n{bad_folder / 'good.wav'},a\n{bad_folder / 'cut.wav'},b\n")
+    result, out = invoke("data", "spectrograms", csv_path, tmp_path / "png-bad")
+    assert result.exit_code == 0 and "cut.wav: truncated" in out
+    model = fit(tmp_path / "png", strategy="finetune", image_size=64, epochs=1, seed=0)
+    assert model.spec_["name"] == "efficientnet_lite0"

@@ -13,6 +13,7 @@ from transferkit.audio.datasets import (
     read_audio_dataset,
     tuxpaint_digits,
     tuxpaint_language,
+    write_spectrogram_images,
     write_spoken_digits,
 )
 from transferkit.audio.embed import embed_audio, embed_clips
@@ -23,6 +24,7 @@ from transferkit.audio.encoders import (
     SpectrogramEncoder,
     WaveletEncoder,
     log_mel,
+    spectrogram_image,
 )
 from transferkit.audio.index import AudioIndex, build_audio_index, is_audio_index
 from transferkit.audio.io import (
@@ -59,4 +61,5 @@ __all__ = [
     "write_wav", "AudioModel", "is_audio_model", "train_audio_classifier", "AUDIO_ENCODERS",
     "DEFAULT_AUDIO_ENCODER", "audio_encoder_from_spec", "create_audio_encoder",
     "list_audio_encoders", "AudioLoadError", "LICENCE_NOTE", "SpeechEncoder",
+    "write_spectrogram_images", "spectrogram_image",
 ]

@@ -132,3 +132,31 @@ def write_spoken_digits(output: str | os.PathLike, languages: tuple[str, ...] | 
         temporary.replace(target)
         paths.append(target)
     return AudioDataset(paths, list(source.labels))
+
+
+def write_spectrogram_images(data: str | os.PathLike | AudioDataset, output: str | os.PathLike,
+                             n_mels: int = 128, side: int = 224
+                             ) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Each clip's log-mel as ``OUT/<label>/<name>.png``: an image dataset, so every image
+    strategy (``train --strategy finetune``, ``advise``, ...) runs on sounds unchanged.
+    Returns (written PNGs, (path, reason) of refused clips)."""
+    from transferkit.audio.encoders import spectrogram_image
+    from transferkit.audio.io import load_audio
+    from transferkit.errors import AudioLoadError
+    from transferkit.utils import atomic_path
+
+    dataset = data if isinstance(data, AudioDataset) else read_audio_dataset(data)
+    output = Path(output)
+    written, failures = [], []
+    for number, (path, label) in enumerate(zip(dataset.paths, dataset.labels)):
+        try:
+            samples = load_audio(path)
+        except AudioLoadError as exc:
+            failures.append((exc.path, exc.reason))
+            continue
+        target = output / label / f"{number:05d}-{Path(path).stem}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".png") as tmp:
+            spectrogram_image(samples, n_mels, side).save(tmp, format="PNG")
+        written.append(target)
+    return written, failures

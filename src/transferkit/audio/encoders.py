@@ -41,6 +41,17 @@ def log_mel(samples: np.ndarray, n_mels: int = 64, sample_rate: int = SAMPLE_RAT
     return librosa.power_to_db(mel, ref=np.max, top_db=80.0)
 
 
+def spectrogram_image(samples: np.ndarray, n_mels: int = 128, side: int = 224):
+    """The clip's log-mel as an RGB PIL image, ``side`` pixels square: frequency bottom to top,
+    time left to right, -80..0 dB mapped to black..white."""
+    from PIL import Image
+
+    db = log_mel(samples, n_mels)
+    pixels = np.clip((db + 80.0) / 80.0 * 255.0, 0, 255).astype(np.uint8)[::-1]
+    return Image.fromarray(np.ascontiguousarray(pixels)).resize(
+        (side, side), Image.BILINEAR).convert("RGB")
+
+
 class AudioEncoder:
     """Shared part: ``transform(clips)`` stacks ``encode_clip``; ``spec()`` names it."""
 
@@ -166,13 +177,7 @@ class SpectrogramEncoder(AudioEncoder):
 
     def image(self, samples: np.ndarray):
         """The clip's log-mel as an RGB PIL image of the backbone's input size."""
-        from PIL import Image
-
-        db = log_mel(samples, self.n_mels)  # -80..0 dB
-        pixels = np.clip((db + 80.0) / 80.0 * 255.0, 0, 255).astype(np.uint8)[::-1]
-        side = int(self.model.preprocessing.input_size)
-        return Image.fromarray(np.ascontiguousarray(pixels)).resize(
-            (side, side), Image.BILINEAR).convert("RGB")
+        return spectrogram_image(samples, self.n_mels, int(self.model.preprocessing.input_size))
 
     def transform(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         from transferkit.features import embed_images

@@ -62,6 +62,22 @@ def spoken_digits(
         _say(f"wrote {len(made.paths)} espeak-ng digit clips to {espeak}")
 
 
+@data_app.command("spectrograms")
+@friendly_errors
+def spectrograms(
+    data: Path = typer.Argument(..., help="Audio class folders or CSV path,label."),
+    output: Path = typer.Argument(..., help="Folder of PNGs to write, one sub-folder per class."),
+    side: int = typer.Option(224, help="Image side in pixels."),
+) -> None:
+    """Log-mel pictures of labelled clips: then `train OUT --strategy finetune` fine-tunes an
+    ImageNet backbone on sounds with every image option."""
+    from transferkit.audio import write_spectrogram_images
+
+    written, failures = write_spectrogram_images(data, output, side=side)
+    _say(f"wrote {len(written)} spectrogram images to {output}")
+    report_failures(failures)
+
+
 def run_embed_audio(source: Path, output: Path, encoder: str | None) -> None:
     """`embed --audio FOLDER -o X.parquet`: class sub-folder names become labels."""
     from transferkit.audio import embed_audio
