@@ -261,3 +261,20 @@ def test_spectrogram_images_fine_tune_with_the_image_trainer(espeak_digits, bad_
     assert result.exit_code == 0 and "cut.wav: truncated" in out
     model = fit(tmp_path / "png", strategy="finetune", image_size=64, epochs=1, seed=0)
     assert model.spec_["name"] == "efficientnet_lite0"
+
+
+def test_advise_audio_recommends_an_encoder_or_more_data(espeak_digits, tmp_path):
+    result, out = invoke("advise", espeak_digits, "--audio", "--folds", "3", "--json")
+    assert result.exit_code == 0, out
+    advice = json.loads(result.stdout)
+    # 9 clips per digit: below the 10-per-class floor, whatever the probes say
+    assert advice["verdict"] == "collect more data" and "has 9 clips" in advice["reason"]
+    assert {r["encoder"] for r in advice["encoders"]} == {"mfcc", "logmel", "wavelet"}
+    assert all(r["probe_accuracy"] > 0.5 for r in advice["encoders"])  # chance is 0.1
+    bigger = tmp_path / "bigger"
+    generate_espeak_digits(bigger, voices=("en-us", "en-gb"), variants=("", "+f2", "+m3"),
+                           speeds=(130, 170))
+    from transferkit.audio import advise_audio
+
+    advice = advise_audio(bigger, folds=3)
+    assert advice["verdict"].startswith("train a head on "), advice

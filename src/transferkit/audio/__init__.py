@@ -6,6 +6,7 @@
 ``train_audio_classifier`` fits any head, ``build_audio_index`` makes a searchable index.
 """
 
+from transferkit.audio.advisor import advise_audio, format_audio_advice
 from transferkit.audio.datasets import (
     DIGIT_WORDS,
     AudioDataset,
@@ -61,5 +62,5 @@ __all__ = [
     "write_wav", "AudioModel", "is_audio_model", "train_audio_classifier", "AUDIO_ENCODERS",
     "DEFAULT_AUDIO_ENCODER", "audio_encoder_from_spec", "create_audio_encoder",
     "list_audio_encoders", "AudioLoadError", "LICENCE_NOTE", "SpeechEncoder",
-    "write_spectrogram_images", "spectrogram_image",
+    "write_spectrogram_images", "spectrogram_image", "advise_audio", "format_audio_advice",
 ]

@@ -158,3 +158,15 @@ def run_evaluate_audio(model_dir: Path, data: Path, as_json: bool) -> None:
              f"{metrics['chance']:.3f}, majority {metrics['majority']:.3f}) on "
              f"{metrics['n']} clips of {data}")
     report_failures([(f["path"], f["reason"]) for f in metrics["failures"]])
+
+
+def run_advise_audio(data: Path, folds: int, as_json: bool) -> None:
+    """`advise DATA --audio`: probe every unrestricted encoder, recommend one (or more data)."""
+    from transferkit.audio import advise_audio, format_audio_advice
+
+    advice = advise_audio(data, folds=folds)
+    if as_json:
+        print(json.dumps(advice, indent=2))
+    else:
+        _say(format_audio_advice(advice))
+    report_failures([(f["path"], f["reason"]) for f in advice["failures"]])

@@ -206,8 +206,14 @@ def advise(
     image_size: int | None = typer.Option(None, help="Input resolution for the measurements."),
     folds: int = typer.Option(5, min=2, help="Cross-validation folds of the linear probe."),
     as_json: bool = typer.Option(False, "--json", help="Print the measurements as JSON."),
+    audio: bool = typer.Option(False, "--audio", help="DATA holds audio clips: compare the "
+                                                      "audio encoders by a probe instead."),
 ) -> None:
     """Recommend train-head / fine-tune / from-scratch / collect-more-data, with the numbers."""
+    if audio:
+        from transferkit.cli.audio import run_advise_audio
+
+        return run_advise_audio(data, folds, as_json)
     from transferkit.train import advise as run_advise
     from transferkit.train import format_advice
 
