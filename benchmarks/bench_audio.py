@@ -33,8 +33,8 @@ import numpy as np
 
 os.environ.setdefault("TRANSFERKIT_QUIET", "1")
 
-TRAIN_VOICES = ("en-us", "en-gb", "en-gb-x-rp", "en-029")
-TEST_VOICES = ("en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+TRAIN_VOICES = ("en-us", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd")
+TEST_VOICES = ("en-gb-scotland", "en-gb-x-gbclan")
 VARIANTS = ("", "+m3", "+f2", "+f4", "+m7", "+croak")
 ENCODERS = ("mfcc", "logmel", "wavelet", "spectrogram", "speech")
 FLITE_VOICES = ("kal", "slt", "rms", "awb")

@@ -46,7 +46,7 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def espeak_digits(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("espeak") / "digits"
-    generate_espeak_digits(folder, voices=("en-us", "en-gb", "en-029"),
+    generate_espeak_digits(folder, voices=("en-us", "en-gb-x-rp", "en-029"),
                            variants=("", "+f2", "+m3"))
     return folder
 
@@ -272,9 +272,16 @@ def test_advise_audio_recommends_an_encoder_or_more_data(espeak_digits, tmp_path
     assert {r["encoder"] for r in advice["encoders"]} == {"mfcc", "logmel", "wavelet"}
     assert all(r["probe_accuracy"] > 0.5 for r in advice["encoders"])  # chance is 0.1
     bigger = tmp_path / "bigger"
-    generate_espeak_digits(bigger, voices=("en-us", "en-gb"), variants=("", "+f2", "+m3"),
+    generate_espeak_digits(bigger, voices=("en-us", "en-gb-x-rp"), variants=("", "+f2", "+m3"),
                            speeds=(130, 170))
     from transferkit.audio import advise_audio
 
     advice = advise_audio(bigger, folds=3)
     assert advice["verdict"].startswith("train a head on "), advice
+
+
+def test_espeak_repeats_are_not_kept(tmp_path):
+    # espeak-ng's plain "en-gb" ignores variants: +f2 renders the same bytes
+    made = generate_espeak_digits(tmp_path / "d", voices=("en-gb",), variants=("", "+f2"))
+    assert len(made.paths) == 10 and len(list((tmp_path / "d").rglob("*.wav"))) == 10
+    assert not list((tmp_path / "d").rglob("*.tmp"))

@@ -4,6 +4,7 @@ spoken-digit sets (real Tux Paint recordings, generated espeak-ng voices)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 import shutil
@@ -16,8 +17,10 @@ from transferkit.audio.io import list_audio
 TUXPAINT_DIGITS = Path("/usr/share/tuxpaint/stamps/symbols/math")
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ENGLISH_TAGS = ("en", "en_GB")
-# espeak-ng voices x variants: different "speakers" for generated training data.
-ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan")
+# espeak-ng voices x variants: different "speakers" for generated training data. (Plain
+# "en-gb" ignores variants, so it is left out; generate_espeak_digits skips repeats anyway.)
+ESPEAK_VOICES = ("en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan",
+                 "en-gb-x-gbcwmd")
 ESPEAK_VARIANTS = ("", "+m3", "+f2", "+f4", "+m7", "+croak")
 
 
@@ -97,21 +100,31 @@ def espeak_binary() -> str:
 def generate_espeak_digits(output: str | os.PathLike, voices: tuple[str, ...] = ESPEAK_VOICES,
                            variants: tuple[str, ...] = ESPEAK_VARIANTS,
                            speeds: tuple[int, ...] = (150,)) -> AudioDataset:
-    """Write ``OUT/<digit>/<voice><variant>-<speed>.wav`` for every digit word."""
+    """Write ``OUT/<digit>/<voice><variant>-<speed>.wav`` for every digit word.
+
+    A combination that renders byte-identical audio to one already written (some voices
+    ignore variants) is not kept, so no clip is counted twice or lands on both sides of a split.
+    """
     binary = espeak_binary()
     output = Path(output)
     paths, labels = [], []
     for digit, word in enumerate(DIGIT_WORDS):
         folder = output / str(digit)
         folder.mkdir(parents=True, exist_ok=True)
+        seen: set[str] = set()
         for voice in voices:
             for variant in variants:
                 for speed in speeds:
-                    name = f"{voice}{variant.replace('+', '_')}-{speed}.wav"
+                    name = re.sub(r"[^\w.-]", "_", f"{voice}{variant}-{speed}") + ".wav"
                     target = folder / name
                     temporary = folder / f".{name}.tmp"
                     subprocess.run([binary, "-v", voice + variant, "-s", str(speed), "-w",
                                     str(temporary), word], check=True, capture_output=True)
+                    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+                    if digest in seen:
+                        temporary.unlink()
+                        continue
+                    seen.add(digest)
                     temporary.replace(target)
                     paths.append(target)
                     labels.append(str(digit))

@@ -24,6 +24,10 @@ def serve(
     text_index: Path | None = typer.Option(None, "--text-index", "-t",
                                            help="Text index (`index build --text`) for text "
                                                 "search."),
+    audio_index: Path | None = typer.Option(None, "--audio-index", help="Audio index (`index "
+                                            "build --audio`) for /api/search-audio."),
+    audio_model: Path | None = typer.Option(None, "--audio-model", help="Audio model (`train "
+                                            "--audio`) for /api/predict-audio."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b",
                                  help="Backbone for ImageNet predictions and /api/embed."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (default: this machine only)."),
@@ -37,7 +41,8 @@ def serve(
 
     from transferkit.service import create_app
 
-    for what, path in (("model", model), ("index", index), ("text index", text_index)):
+    for what, path in (("model", model), ("index", index), ("text index", text_index),
+                       ("audio index", audio_index), ("audio model", audio_model)):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: {what} not found")
     if host not in LOOPBACK:
@@ -45,7 +50,8 @@ def serve(
                           "authentication; anyone who can reach this address can use it")
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                     text_index_path=text_index)
+                     text_index_path=text_index, audio_index_path=audio_index,
+                     audio_model_dir=audio_model)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)

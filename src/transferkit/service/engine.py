@@ -26,11 +26,14 @@ class InferenceEngine:
     """Owns the backbone, the optional trained model and the optional index."""
 
     def __init__(self, backbone: Backbone, model: Any | None = None, index: Any | None = None,
-                 max_pending: int = 64, text_index: Any | None = None) -> None:
+                 max_pending: int = 64, text_index: Any | None = None,
+                 audio_index: Any | None = None, audio_model: Any | None = None) -> None:
         self.backbone = backbone.eval()
         self.model = model
         self.index = index
         self.text_index = text_index
+        self.audio_index = audio_index
+        self.audio_model = audio_model
         self.max_pending = max_pending
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()

@@ -26,6 +26,8 @@ class ServiceState:
     max_upload_bytes: int
     max_image_pixels: int
     decode_limiter: anyio.CapacityLimiter
+    audio_index_info: IndexInfo | None = None
+    audio_model_info: ModelInfo | None = None
 
 
 async def get_state(request: Request) -> ServiceState:
