@@ -37,7 +37,7 @@ TRAIN_VOICES = ("en-us", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd")
 TEST_VOICES = ("en-gb-scotland", "en-gb-x-gbclan")
 VARIANTS = ("", "+m3", "+f2", "+f4", "+m7", "+croak")
 ENCODERS = ("mfcc", "logmel", "wavelet", "spectrogram", "speech")
-FLITE_VOICES = ("kal", "slt", "rms", "awb")
+FLITE_VOICES = ("kal", "kal16", "slt", "rms", "awb")
 
 
 def flite_digits(output: Path, voices: tuple[str, ...] = FLITE_VOICES):
