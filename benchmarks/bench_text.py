@@ -1,4 +1,4 @@
-"""TF-IDF vs the pretrained sentence model (all-MiniLM-L6-v2) on Debian fortunes.
+"""TF-IDF vs GloVe word-vector means vs the sentence model (all-MiniLM-L6-v2) on fortunes.
 
 Run:  .venv/bin/python benchmarks/bench_text.py               (about 5 minutes on 2 cores)
       .venv/bin/python benchmarks/bench_text.py --quick       (6 categories x 40, ~1 minute)
@@ -7,10 +7,11 @@ Data: quotes from Debian's ``fortunes`` package (``/usr/share/games/fortunes``),
 category file (default: the 18 topical categories in ``transferkit.text.FORTUNE_CATEGORIES``),
 ``--per-category`` quotes each (seeded sample), one stratified train/test split shared by
 every row. TF-IDF (and TF-IDF+SVD, i.e. LSA) learn their vocabulary from the training split
-only; MiniLM is used as shipped (no fitting). Every encoder feeds the same shared heads
+only, and so does GloVe's idf weighting (``glove-idf``); the plain GloVe mean and MiniLM
+are used as shipped (no fitting). Every encoder feeds the same shared heads
 (``transferkit.heads.make_head``) with default parameters, so rows differ only by encoder.
 Chance and majority-class accuracy are printed as the floor. Then a few search examples:
-the same paraphrased queries against a TF-IDF index and a MiniLM index of all quotes.
+the same paraphrased queries against a TF-IDF, a GloVe-idf and a MiniLM index of all quotes.
 
 Timings (encode, fit) are wall-clock on a shared machine: other jobs make them noisy; the
 accuracies do not depend on load (fixed seeds).
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> dict:
 
     encoders = {"tfidf": ("tfidf", {}), f"tfidf+svd{args.svd}": ("tfidf", {"svd_components":
                                                                            args.svd}),
+                "glove": ("glove", {}), "glove-idf": ("glove-idf", {}),
                 "minilm": ("minilm", {})}
     features: dict[str, tuple[np.ndarray, np.ndarray, dict]] = {}
     fitted = {}
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> dict:
           "vocabulary from the training split)")
     examples = []
     indexes = {}
-    for name in ("tfidf", "minilm"):  # reuse the vectors computed above (same encoder)
+    for name in ("tfidf", "glove-idf", "minilm"):  # reuse the vectors computed above (same encoder)
         x_train, x_test, _ = features[name]
         enc = fitted[name]
         index = TextIndex(VectorIndex(x_train.shape[1], method="exact", spec=enc.spec()), enc)

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("heads",),
     ("train", "search", "autoencoders", "explain"),
     ("text",),
+    ("audio",),
     ("service", "distributed", "loading"),
     ("cli",),
 ]

@@ -210,3 +210,35 @@ def test_text_search_on_the_page(page, text_server, tmp_path):
     page.fill("#text-query", "   ")
     page.press("#text-query", "Enter")  # blank: nothing is sent, the results stay
     expect(hits).to_have_count(4)
+
+
+@pytest.fixture(scope="module")
+def audio_server(tmp_path_factory, lite0):
+    from transferkit.audio import build_audio_index, generate_espeak_digits, train_audio_classifier
+
+    root = tmp_path_factory.mktemp("browser-audio")
+    generate_espeak_digits(root / "digits", voices=("en-us", "en-gb-x-rp"), variants=("",))
+    build_audio_index(root / "digits", "logmel", method="exact", output=root / "a.tkindex")
+    train_audio_classifier(root / "digits", "logmel", "logreg", test_size=0.0,
+                           output=root / "model")
+    app = create_app(backbone=lite0, audio_index_path=root / "a.tkindex",
+                     audio_model_dir=root / "model")
+    with live_server(app) as url:
+        yield url, root / "digits"
+
+
+def test_audio_upload_on_the_page(page, audio_server, tmp_path):
+    url, digits = audio_server
+    page.goto(url + "/")
+    expect(page.locator("#status")).to_contain_text("audio index: 20 clips (logmel)")
+    assert page.locator("#audio").is_visible()
+    clip = sorted((digits / "5").iterdir())[0]
+    page.set_input_files("#audio-input", str(clip))
+    expect(page.locator("#audio-hits li.text-hit")).to_have_count(8)
+    assert page.locator("#audio-hits .text-hit-text").first.inner_text() == str(clip)
+    expect(page.locator("#audio-predictions li")).to_have_count(3)
+    assert page.locator("#audio-predictions li").first.inner_text().startswith("5 ")
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio")
+    page.set_input_files("#audio-input", str(bad))
+    expect(page.locator("#audio-error")).to_contain_text("broken.wav: not readable audio")

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "errors", "utils", "spec", "backbones", "data", "runtime", "features", "heads", "train",
-    "search", "autoencoders", "explain", "text", "service", "distributed", "loading",
+    "search", "autoencoders", "explain", "text", "audio", "service", "distributed", "loading",
 }
 
 

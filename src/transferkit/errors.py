@@ -15,7 +15,8 @@ from typing import Any
 __all__ = [
     "TransferkitError", "ImageLoadError", "IncompatibleModelError", "MissingWeightsError",
     "NotFittedError", "UnknownNameError", "InvalidOptionError", "NotInIndexError",
-    "ServiceBusy", "TrainingInterrupted", "DiskFullError", "check_is_fitted", "is_disk_full",
+    "UnknownWordError", "AudioLoadError", "ServiceBusy", "TrainingInterrupted", "DiskFullError",
+    "check_is_fitted", "is_disk_full",
 ]
 
 
@@ -60,6 +61,18 @@ class NotInIndexError(TransferkitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownWordError(NotInIndexError):
+    """A word that a word-vector table does not hold."""
+
+
+class AudioLoadError(ImageLoadError):
+    """A file could not be read as usable audio; ``path`` and a one-line ``reason``.
+
+    A sibling of :class:`ImageLoadError` in spirit, derived from it so batch code that skips
+    unreadable inputs (``except ImageLoadError``) skips bad clips the same way.
+    """
 
 
 class ServiceBusy(TransferkitError):

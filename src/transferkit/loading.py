@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from transferkit.audio import AudioIndex, AudioModel
 from transferkit.autoencoders import load_autoencoder
 from transferkit.backbones import Backbone
 from transferkit.features import Embeddings
@@ -29,6 +30,7 @@ MANIFEST_FILES = ("manifest.json", "backbone.json", "head.json", "autoencoder.js
 DIRECTORY_FORMATS: dict[str, Callable[[Path], Any]] = {
     "transferkit-model/1": TransferModel.load,
     "transferkit-text-model/1": TextModel.load,
+    "transferkit-audio-model/1": AudioModel.load,
     "transferkit-backbone/1": Backbone.load,
     "transferkit-head/1": ArrayHead.load,
     "transferkit-autoencoder/1": load_autoencoder,
@@ -56,8 +58,9 @@ def artefact_format(path: str | os.PathLike) -> str:
 
 
 def load(path: str | os.PathLike) -> Any:
-    """The object saved at ``path``: a TransferModel, TextModel, Backbone, head, autoencoder,
-    text encoder, Embeddings table, ImageIndex / TextIndex, or an ONNX session."""
+    """The object saved at ``path``: a TransferModel, TextModel, AudioModel, Backbone, head,
+    autoencoder, text encoder, Embeddings table, ImageIndex / TextIndex / AudioIndex, or an
+    ONNX session."""
     path = Path(path)
     fmt = artefact_format(path)
     if path.is_dir():
@@ -74,4 +77,6 @@ def load(path: str | os.PathLike) -> Any:
         return ImageIndex.load(path)
     if kind == "text":
         return TextIndex.load(path)
+    if kind == "audio":
+        return AudioIndex.load(path)
     return VectorIndex.load(path)

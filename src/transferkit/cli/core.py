@@ -119,19 +119,29 @@ def embed(
     # -- texts instead of images: `embed --text FILE.csv|.txt` -----------------------------
     text: Path | None = typer.Option(None, "--text", help="Embed texts from a .txt (one per "
                                      "line) or .csv file instead of images (rows: FILE:LINE)."),
-    encoder: str = typer.Option("minilm", "--encoder", help="Text encoder: minilm or tfidf."),
+    encoder: str | None = typer.Option(None, "--encoder", help="Text encoder: minilm "
+                                       "(default), tfidf, glove or glove-idf; with --audio: "
+                                       "mfcc, logmel (default), wavelet or spectrogram."),
+    # -- sounds instead of images: `embed --audio FOLDER` ----------------------------------
+    audio: Path | None = typer.Option(None, "--audio", help="Embed the audio clips under this "
+                                      "folder instead of images."),
     text_column: str = typer.Option("text", help="CSV column holding the texts."),
     label_column: str = typer.Option("label", help="CSV column holding labels (optional)."),
     max_pixels: int = MAX_PIXELS,
 ) -> None:
-    """Embed every image under FOLDER (or texts with --text FILE) into a parquet table.
+    """Embed every image under FOLDER (or texts with --text FILE, clips with --audio FOLDER)
+    into a parquet table.
 
     Unreadable files are skipped and non-images ignored; all of them are listed in
     OUTPUT.failures.csv (and in the table's metadata)."""
     if text is not None:
         from transferkit.cli.text import run_embed_text
 
-        return run_embed_text(text, output, encoder, text_column, label_column)
+        return run_embed_text(text, output, encoder or "minilm", text_column, label_column)
+    if audio is not None:
+        from transferkit.cli.audio import run_embed_audio
+
+        return run_embed_audio(audio, output, encoder)
     if folder is None:
         raise ValueError("embed: give an image FOLDER, or --text FILE for texts")
     from transferkit.backbones import create

@@ -58,17 +58,26 @@ def build(
     # -- texts instead of images: `index build --text FILE.csv|.txt -o INDEX` ------------------
     text: Path | None = typer.Option(None, "--text", help="Index the texts of a .txt (one per "
                                                           "line) or .csv file instead of images."),
-    encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
+    encoder: str | None = typer.Option(None, "--encoder", help="With --text: minilm "
+                                       "(default), tfidf, glove or glove-idf; with --audio: "
+                                       "mfcc, logmel (default), wavelet or spectrogram."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
+    audio: Path | None = typer.Option(None, "--audio", help="Index the audio clips under this "
+                                                            "folder instead of images."),
     max_pixels: int = MAX_PIXELS,
 ) -> None:
-    """Embed every image under SOURCES (or texts with --text) and write an index (atomic);
-    skipped and ignored files are listed in OUTPUT.failures.csv."""
+    """Embed every image under SOURCES (or texts with --text, clips with --audio) and write an
+    index (atomic); skipped and ignored files are listed in OUTPUT.failures.csv."""
+    hnsw = dict(M=m, ef_construction=ef_construction, ef_search=ef_search)
     if text is not None:
         from transferkit.cli.text import run_index_build_text
 
-        return run_index_build_text(text, output, encoder, metric, method, text_column,
-                                    M=m, ef_construction=ef_construction, ef_search=ef_search)
+        return run_index_build_text(text, output, encoder or "minilm", metric, method,
+                                    text_column, **hnsw)
+    if audio is not None:
+        from transferkit.cli.audio import run_index_build_audio
+
+        return run_index_build_audio(audio, output, encoder, metric, method, **hnsw)
     if not sources:
         raise ValueError("index build: give image folders/files, or --text FILE for texts")
     from transferkit.backbones import create
@@ -205,12 +214,19 @@ def search(
     # -- texts instead of images: `search TEXT_INDEX --text "query"` ---------------------------
     text: list[str] | None = typer.Option(None, "--text", help="Query a text index with this "
                                                                "text (repeatable)."),
+    audio: list[Path] | None = typer.Option(None, "--audio", help="Query an audio index with "
+                                                                  "this clip (repeatable)."),
 ) -> None:
-    """The K most similar indexed images to QUERY_IMAGE (or texts to --text "query")."""
+    """The K most similar indexed images to QUERY_IMAGE (or texts to --text "query", clips to
+    --audio clip.wav)."""
     from transferkit.cli.text import refuse_image_index, run_search_text
 
     if text:
         return run_search_text(index_path, text, k, as_json, ef_search)
+    if audio:
+        from transferkit.cli.audio import run_search_audio
+
+        return run_search_audio(index_path, audio, k, as_json)
     if query is None:
         raise ValueError("search: give a QUERY_IMAGE (or --text \"...\" for a text index)")
     refuse_image_index(index_path)

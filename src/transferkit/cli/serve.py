@@ -32,6 +32,10 @@ def serve(
     text_index: Path | None = typer.Option(None, "--text-index", "-t",
                                            help="Text index (`index build --text`) for text "
                                                 "search."),
+    audio_index: Path | None = typer.Option(None, "--audio-index", help="Audio index (`index "
+                                            "build --audio`) for /api/search-audio."),
+    audio_model: Path | None = typer.Option(None, "--audio-model", help="Audio model (`train "
+                                            "--audio`) for /api/predict-audio."),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b",
                                  help="Backbone for ImageNet predictions and /api/embed."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (default: this machine only)."),
@@ -53,7 +57,8 @@ def serve(
 
     from transferkit.service import create_app
 
-    for what, path in (("model", model), ("index", index), ("text index", text_index)):
+    for what, path in (("model", model), ("index", index), ("text index", text_index),
+                       ("audio index", audio_index), ("audio model", audio_model)):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: {what} not found")
     if host not in LOOPBACK and not token:
@@ -65,7 +70,8 @@ def serve(
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                      max_image_pixels=max_pixels, text_index_path=text_index, token=token,
-                     engine=engine, precision=precision)
+                     engine=engine, precision=precision, audio_index_path=audio_index,
+                     audio_model_dir=audio_model)
     runs_on = app.state.service.engine
     print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
     shown = f"[{host}]" if ":" in host else host

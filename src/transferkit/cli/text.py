@@ -20,7 +20,8 @@ from transferkit.cli._common import (
 )
 from transferkit.errors import NotInIndexError
 
-ENCODER_HELP = "Text encoder: minilm (pretrained sentence model, 384-d) or tfidf."
+ENCODER_HELP = ("Text encoder: minilm (pretrained sentence model, 384-d), tfidf, glove "
+                "(mean of word vectors, 50-d) or glove-idf.")
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +43,7 @@ def _encoder_params(encoder: str, max_features: int | None = None) -> dict:
 
 def run_embed_text(source: Path, output: Path, encoder: str = "minilm",
                    text_column: str = "text", label_column: str = "label") -> None:
-    """`embed --text FILE`: rows named ``FILE:LINE``; a TF-IDF encoder is kept beside."""
+    """`embed --text FILE`: rows named ``FILE:LINE``; a fitted encoder is kept beside."""
     from transferkit.text import embed_texts, encoder_dir_for
 
     emb, enc = embed_texts(source, encoder, text_column=text_column, label_column=label_column)
@@ -51,7 +52,7 @@ def run_embed_text(source: Path, output: Path, encoder: str = "minilm",
                   f"to {output}", highlight=False)
     if enc.requires_fit:
         enc.save(encoder_dir_for(output))
-        console.print(f"TF-IDF encoder (vocabulary, idf) saved to {encoder_dir_for(output)}",
+        console.print(f"fitted {enc.spec()['name']} encoder saved to {encoder_dir_for(output)}",
                       highlight=False)
     write_and_report_failures(output, emb.failures, what="text row")
 

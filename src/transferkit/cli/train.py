@@ -102,7 +102,12 @@ def train(
                                                 help="KEY=VALUE for the head, repeatable."),
     text: bool = typer.Option(False, "--text", help="DATA is a CSV of texts and labels: train "
                                                     "a text classifier (head = --strategy)."),
-    encoder: str = typer.Option("minilm", "--encoder", help="With --text: minilm or tfidf."),
+    encoder: str | None = typer.Option(None, "--encoder", help="With --text: minilm "
+                                       "(default), tfidf, glove or glove-idf; with --audio: "
+                                       "mfcc, logmel (default), wavelet or spectrogram."),
+    audio: bool = typer.Option(False, "--audio", help="DATA holds audio clips (class "
+                                                      "sub-folders or CSV path,label): train "
+                                                      "an audio classifier (head = --strategy)."),
     text_column: str = typer.Option("text", help="With --text: CSV column of the texts."),
     label_column: str = typer.Option("label", help="With --text: CSV column of the labels."),
     max_pixels: int = MAX_PIXELS,
@@ -112,8 +117,14 @@ def train(
     if text:
         from transferkit.cli.text import run_train_text
 
-        run_train_text(data, output, encoder, strategy, text_column, label_column,
+        run_train_text(data, output, encoder or "minilm", strategy, text_column, label_column,
                        test_size=test_fraction, seed=seed, head_params=_parse_params(head_param))
+        return
+    if audio:
+        from transferkit.cli.audio import run_train_audio
+
+        run_train_audio(data, output, encoder, strategy, test_fraction, seed,
+                        _parse_params(head_param))
         return
     from transferkit.train import BODY_STRATEGIES, TrainingInterrupted, fit, format_metrics
 
@@ -151,8 +162,13 @@ def predict(
     precision: str = precision_option(),
 ) -> None:
     """Top-k classes with probabilities for each image or text (bad files skipped, listed)."""
+    from transferkit.audio import is_audio_model
     from transferkit.text import is_text_model
 
+    if is_audio_model(model_dir):
+        from transferkit.cli.audio import run_predict_audio
+
+        return run_predict_audio(model_dir, images or [], top_k, as_json)
     if text or is_text_model(model_dir):
         from transferkit.cli.text import run_predict_text
 
@@ -191,8 +207,13 @@ def evaluate(
     precision: str = precision_option(),
 ) -> None:
     """Accuracy, per-class precision/recall and confusion matrix of a model on labelled data."""
+    from transferkit.audio import is_audio_model
     from transferkit.train import format_metrics, load_model
 
+    if is_audio_model(model_dir):
+        from transferkit.cli.audio import run_evaluate_audio
+
+        return run_evaluate_audio(model_dir, data, as_json)
     model = load_model(model_dir)
     labelled = model.labelled(data)
     engine = _announce_engine(model, len(labelled.paths), engine, precision)
@@ -218,8 +239,14 @@ def advise(
     image_size: int | None = typer.Option(None, help="Input resolution for the measurements."),
     folds: int = typer.Option(5, min=2, help="Cross-validation folds of the linear probe."),
     as_json: bool = typer.Option(False, "--json", help="Print the measurements as JSON."),
+    audio: bool = typer.Option(False, "--audio", help="DATA holds audio clips: compare the "
+                                                      "audio encoders by a probe instead."),
 ) -> None:
     """Recommend train-head / fine-tune / from-scratch / collect-more-data, with the numbers."""
+    if audio:
+        from transferkit.cli.audio import run_advise_audio
+
+        return run_advise_audio(data, folds, as_json)
     from transferkit.train import advise as run_advise
     from transferkit.train import format_advice
 

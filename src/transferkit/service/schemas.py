@@ -62,6 +62,30 @@ class TextSearchResponse(BaseModel):
     elapsed_ms: float
 
 
+class AudioSearchHit(BaseModel):
+    id: int
+    path: str
+    distance: float
+    score: float = Field(description="cosine similarity (cosine index), else 1/(1+distance)")
+
+
+class AudioSearchResponse(BaseModel):
+    name: str
+    encoder: str
+    hits: list[AudioSearchHit]
+    elapsed_ms: float
+    licence_note: str | None = Field(None, description="set when the encoder's weights carry "
+                                                       "a restrictive licence (speech)")
+
+
+class AudioPrediction(BaseModel):
+    name: str
+    encoder: str
+    top_k: list[dict[str, Any]]
+    elapsed_ms: float
+    licence_note: str | None = None
+
+
 class ModelInfo(BaseModel):
     directory: str
     classes: list[str]
@@ -80,6 +104,9 @@ class Health(BaseModel):
     model: ModelInfo | None
     index: IndexInfo | None
     text_index: IndexInfo | None = Field(None, description="text index (backbone = encoder)")
+    audio_index: IndexInfo | None = Field(None, description="audio index (backbone = encoder)")
+    audio_model: ModelInfo | None = Field(None, description="audio classifier (backbone = "
+                                                            "encoder)")
     max_upload_bytes: int
     pending: int = Field(description="requests waiting for the model right now")
 

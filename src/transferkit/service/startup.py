@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from transferkit.audio import AudioIndex, AudioModel
 from transferkit.backbones import Backbone
 from transferkit.errors import IncompatibleModelError
 from transferkit.features import resolve_backbone
@@ -27,15 +28,19 @@ from transferkit.train import TransferModel
 def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLike | None,
                backbone: str | Backbone, text_index_path: str | os.PathLike | None, *,
                max_upload_bytes: int, max_image_pixels: int, max_pending: int,
-               decode_threads: int, engine: str = "torch",
-               precision: str = "f32") -> ServiceState:
+               decode_threads: int, engine: str = "torch", precision: str = "f32",
+               audio_index_path: str | os.PathLike | None = None,
+               audio_model_dir: str | os.PathLike | None = None) -> ServiceState:
     """Load what the arguments name and wrap it, with the limits, in a :class:`ServiceState`."""
     model = TransferModel.load(model_dir) if model_dir is not None else None
     net = resolve_backbone(backbone)
     index = _load_index(index_path, net) if index_path is not None else None
     text_index = _load_text_index(text_index_path) if text_index_path is not None else None
+    audio_index = _load_audio_index(audio_index_path) if audio_index_path is not None else None
+    audio_model = AudioModel.load(audio_model_dir) if audio_model_dir is not None else None
     engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
-                             text_index=text_index, engine=engine, precision=precision)
+                             text_index=text_index, engine=engine, precision=precision,
+                             audio_index=audio_index, audio_model=audio_model)
     thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)),
                              max_pixels=max_image_pixels) if index is not None else None)
     return ServiceState(
@@ -44,7 +49,23 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
         text_index_info=_text_index_info(text_index, text_index_path), thumbnails=thumbs,
         max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
         decode_limiter=anyio.CapacityLimiter(decode_threads),
-        thumbnail_limiter=anyio.CapacityLimiter(2), max_pending=max_pending)
+        thumbnail_limiter=anyio.CapacityLimiter(2), max_pending=max_pending,
+        audio_index_info=(IndexInfo(path=str(audio_index_path), size=len(audio_index),
+                                    backbone=audio_index.spec.get("name"))
+                          if audio_index is not None else None),
+        audio_model_info=(ModelInfo(directory=str(audio_model_dir), classes=audio_model.classes,
+                                    backbone=audio_model.encoder.name)
+                          if audio_model is not None else None))
+
+
+def _load_audio_index(path: str | os.PathLike):
+    """An audio index with its encoder built now, so the first query is not slow."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: audio index not found")
+    index = AudioIndex.load(path)
+    _ = index.encoder
+    return index
 
 
 def _load_text_index(path: str | os.PathLike):

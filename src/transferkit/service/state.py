@@ -29,6 +29,8 @@ class ServiceState:
     # Thumbnails render on their own threads, so they never wait behind upload decoding.
     thumbnail_limiter: anyio.CapacityLimiter
     max_pending: int  # uploads waiting to be decoded beyond this get 503
+    audio_index_info: IndexInfo | None = None
+    audio_model_info: ModelInfo | None = None
 
 
 async def get_state(request: Request) -> ServiceState:

@@ -1,6 +1,7 @@
 """Text encoders behind the same interface as image backbones.
 
-``create_text_encoder("tfidf" | "minilm")`` -> ``.fit(texts)`` (TF-IDF only) ->
+``create_text_encoder("tfidf" | "minilm" | "glove")`` -> ``.fit(texts)`` (when
+``requires_fit``: TF-IDF, GloVe idf) ->
 ``.transform(texts)`` float32 rows; ``.spec()`` names the encoder in every saved artefact.
 Plus readers for .txt/.csv and Debian fortunes, text classifiers with the shared heads, and
 a text similarity index on the search package's ``VectorIndex``.
@@ -22,6 +23,7 @@ from transferkit.text.encoders import (
     TfidfEncoder,
     minilm_model_dir,
 )
+from transferkit.text.glove import GloveEncoder, WordScore, WordVectors, tokenize
 from transferkit.text.index import (
     TextHit,
     TextIndex,
@@ -53,5 +55,6 @@ __all__ = [
     "build_text_index", "encoder_dir_for", "is_text_index", "DEFAULT_TEXT_ENCODER",
     "create_text_encoder", "describe_text_encoders", "encoder_from_spec", "list_text_encoders",
     "load_text_encoder", "register_text_encoder", "TextModel", "is_text_model",
-    "load_text_model", "split_indices", "train_text_classifier",
+    "load_text_model", "split_indices", "train_text_classifier", "GloveEncoder", "WordScore",
+    "WordVectors", "tokenize",
 ]

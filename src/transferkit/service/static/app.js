@@ -103,6 +103,17 @@
       $("text-search").hidden = false;
       $("text-link").hidden = false;
     }
+    if (health.audio_index || health.audio_model) {
+      if (health.audio_index) {
+        parts.push("audio index: " + health.audio_index.size + " clips (" +
+                   health.audio_index.backbone + ")");
+      }
+      if (health.audio_model) {
+        parts.push("audio model: " + health.audio_model.classes.length + " classes");
+      }
+      $("audio").hidden = false;
+      $("audio-link").hidden = false;
+    }
     $("status").textContent = parts.join(" · ");
     $("limit").textContent = "Any image format, up to " + formatBytes(health.max_upload_bytes) + ".";
     if (health.model) loadReport();
@@ -289,7 +300,44 @@
       " · model time " + result.elapsed_ms.toFixed(0) + " ms";
   }
 
+  // -- sounds: an audio model's top-k and/or the nearest indexed clips ----------------------
+  let audioGeneration = 0;
+
+  async function handleClip(file) {
+    if (!file) return;
+    const mine = ++audioGeneration;
+    const box = $("audio-error");
+    box.hidden = true;
+    const calls = [];
+    if (health.audio_model) calls.push(postImage("/api/predict-audio?k=3", file));
+    if (health.audio_index) calls.push(postImage("/api/search-audio?k=8", file));
+    const answers = await Promise.allSettled(calls);
+    if (mine !== audioGeneration) return;
+    const failed = answers.find((a) => a.status === "rejected");
+    box.textContent = failed ? failed.reason.message : "";
+    box.hidden = !failed;
+    const done = answers.filter((a) => a.status === "fulfilled").map((a) => a.value);
+    const prediction = done.find((a) => a.top_k);
+    const search = done.find((a) => a.hits);
+    $("audio-predictions").replaceChildren(...(prediction ? prediction.top_k : []).map((p) =>
+      el("li", {}, [p.label + " " + (100 * p.probability).toFixed(1) + "%"])));
+    $("audio-hits").replaceChildren(...(search ? search.hits : []).map((hit) =>
+      el("li", { className: "text-hit" }, [
+        el("span", { className: "text-hit-text" }, [hit.path]),
+        el("span", { className: "hit-distance" }, ["similarity " + hit.score.toFixed(3)]),
+      ])));
+    const note = done.map((a) => a.licence_note).find(Boolean);
+    $("audio-note").textContent = note ? "note: " + note : "";
+    $("audio-note").hidden = !note;
+    $("audio-timing").textContent = done.map((a) => a.encoder + " " +
+      a.elapsed_ms.toFixed(0) + " ms").join(" · ");
+  }
+
   function setUp() {
+    $("audio-input").addEventListener("change", () => {
+      handleClip($("audio-input").files[0]);
+      $("audio-input").value = "";
+    });
     $("text-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const query = $("text-query").value.trim();

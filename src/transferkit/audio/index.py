@@ -1,0 +1,114 @@
+"""Clips -> a persistent similarity index; queried with clips, embedded by the same encoder.
+
+The file is the search package's :class:`VectorIndex` (items = clip paths, spec = the audio
+encoder's ``spec()`` with ``"kind": "audio"``); the encoder is rebuilt from that spec.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transferkit.audio.embed import embed_clips, resolve_encoder
+from transferkit.audio.encoders import AudioEncoder
+from transferkit.audio.io import list_audio
+from transferkit.audio.registry import audio_encoder_from_spec
+from transferkit.errors import IncompatibleModelError
+
+
+def is_audio_index(path: str | os.PathLike) -> bool:
+    """Cheap check (header only) whether an index file holds audio embeddings."""
+    from transferkit.search import VectorIndex
+
+    return ((VectorIndex.read_header(path).get("spec") or {}).get("kind")) == "audio"
+
+
+class AudioIndex:
+    """A :class:`VectorIndex` of clips plus the encoder that embeds them and their queries."""
+
+    def __init__(self, index, encoder: AudioEncoder | None = None,
+                 path: str | os.PathLike | None = None) -> None:
+        spec = index.spec or {}
+        if spec.get("kind") != "audio":
+            raise IncompatibleModelError(
+                f"{path or 'index'}: not an audio index (it holds {spec.get('kind') or 'image'} "
+                f"embeddings from {spec.get('name', '?')}); query it without --audio")
+        self.index = index
+        self.path = Path(path) if path is not None else None
+        self._encoder = encoder
+        self.failures: list[tuple[str, str]] = []
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.index.spec
+
+    @property
+    def encoder(self) -> AudioEncoder:
+        if self._encoder is None:
+            self._encoder = audio_encoder_from_spec(self.spec, where=str(self.path or "index"))
+        return self._encoder
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add_paths(self, paths: Sequence[str | os.PathLike]):
+        """Embed and append clips; refused files are listed in :attr:`failures`."""
+        good, vectors, self.failures = embed_clips(list(paths), self.encoder)
+        return self.index.add(vectors, [str(p) for p in good]) if good else []
+
+    def search_paths(self, queries: Sequence[str | os.PathLike], k: int = 5
+                     ) -> tuple[list[dict], list[tuple[str, str]]]:
+        """Rows ``{query, hits: [{id, path, distance, score}]}`` nearest first, and refused
+        queries; ``score`` is cosine similarity on a cosine index, ``1 / (1 + d)`` on l2."""
+        good, vectors, failures = embed_clips(list(queries), self.encoder)
+        self.index.check_spec(self.encoder.spec(), where=str(self.path or "index"))
+        if not good:
+            return [], failures
+        dist, ids = self.index.search(vectors, k)
+        cosine = self.index.metric == "cosine"
+        rows = []
+        for query, drow, irow in zip(good, dist, ids):
+            hits = [{"id": int(i), "path": self.index.item(int(i)), "distance": float(d),
+                     "score": float(1.0 - d if cosine else 1.0 / (1.0 + d))}
+                    for d, i in zip(drow.tolist(), irow.tolist()) if i >= 0]
+            rows.append({"query": str(query), "hits": hits})
+        return rows, failures
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("audio index has no path yet: save(path)")
+        self.index.save(target)
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AudioIndex:
+        from transferkit.search import VectorIndex
+
+        return cls(VectorIndex.load(path), path=path)
+
+
+def build_audio_index(source: str | os.PathLike | Sequence[str | os.PathLike],
+                      encoder: str | AudioEncoder = "logmel", *, metric: str = "cosine",
+                      method: str = "hnsw", output: str | os.PathLike | None = None,
+                      **index_params: Any) -> AudioIndex:
+    """Index every clip under a folder (or a list of files)."""
+    from transferkit.search import VectorIndex
+
+    paths = list_audio(source) if isinstance(source, (str, os.PathLike)) else list(source)
+    if not paths:
+        raise ValueError(f"{source}: no audio files to index")
+    encoder = resolve_encoder(encoder)
+    spec = encoder.spec()
+    index = AudioIndex(VectorIndex(int(spec["num_features"]), metric=metric, method=method,
+                                   spec=spec, **index_params), encoder=encoder)
+    index.add_paths(paths)
+    if not len(index):
+        raise ValueError(f"{source}: none of the {len(paths)} files is usable audio "
+                         f"(first: {index.failures[0][0]}: {index.failures[0][1]})")
+    if output is not None:
+        index.save(output)
+    return index
