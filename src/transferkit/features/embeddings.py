@@ -32,8 +32,9 @@ class Embeddings:
     spec: dict[str, Any] = field(default_factory=dict)
     labels: list[str] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    runtime: dict[str, str] = field(default_factory=dict)
+    # keyword-only: positional arguments past ``failures`` would be easy to mix up
+    ignored: list[str] = field(default_factory=list, kw_only=True)
+    runtime: dict[str, str] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
@@ -85,5 +86,5 @@ class Embeddings:
         vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
         labels = table.column("label").to_pylist() if "label" in table.column_names else None
         return cls(table.column("path").to_pylist(), vectors, meta.get("spec", {}), labels,
-                   [tuple(f) for f in meta.get("failures", [])], list(meta.get("ignored", [])),
-                   meta.get("runtime", {}))
+                   [tuple(f) for f in meta.get("failures", [])],
+                   ignored=list(meta.get("ignored", [])), runtime=meta.get("runtime", {}))

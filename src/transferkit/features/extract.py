@@ -82,7 +82,7 @@ def embed_paths(paths: Sequence[str | os.PathLike], backbone: str | Backbone = "
             kept_idx.extend(indices)
     kept_labels = [labels[i] for i in kept_idx] if labels is not None else None
     return Embeddings([str(paths[i]) for i in kept_idx], _stack(chunks, model), model.spec(),
-                      kept_labels, failures, runner.describe())
+                      kept_labels, failures, runtime=runner.describe())
 
 
 def embed_folder(folder: str | os.PathLike | Sequence[str | os.PathLike],
