@@ -61,7 +61,8 @@ def _operations() -> list[tuple[str, str]]:
     return [("get", "/api/health"), ("post", "/api/predict"), ("post", "/api/embed"),
             ("post", "/api/search"), ("get", "/api/search-text"),
             ("get", "/thumbnails/{item_id}"), ("get", "/api/report"),
-            ("get", "/api/report/{name}")]
+            ("get", "/api/report/{name}"), ("post", "/api/search-audio"),
+            ("post", "/api/predict-audio")]
 
 
 # -- values from JSON Schema ------------------------------------------------------------------
