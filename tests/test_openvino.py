@@ -269,3 +269,23 @@ def test_trained_model_predicts_the_same_on_openvino(fashion_mini, tmp_path):
     assert "engine: openvino, precision: f32" in result.stderr
     label = json.loads(result.stdout)["results"][0]["top_k"][0]["label"]
     assert label == by_torch[0]["top_k"][0]["label"]
+
+
+def test_first_inference_from_two_threads_in_a_fresh_process_does_not_hang():
+    """OpenVINO's numpy bridge is set up on first use; two model threads doing that at once
+    deadlocked a fresh process (bench_audio hung there). The engine now sets it up first."""
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from transferkit.backbones import create\n"
+            "from transferkit.runtime import make_runner, run_in_order\n"
+            "backbone = create('efficientnet_lite0', image_size=64)\n"
+            "runner = make_runner('openvino', backbone, threads=2, n_batches=8)\n"
+            "assert runner.parallel == 2, runner.parallel\n"
+            "batches = ((i, torch.zeros(8, 3, 64, 64)) for i in range(4))\n"
+            "print(len(list(run_in_order(runner.embed, batches, runner.parallel))))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4"

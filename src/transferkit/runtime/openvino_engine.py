@@ -40,6 +40,11 @@ def openvino_available() -> bool:
 def _core():
     import openvino as ov
 
+    # OpenVINO's bindings set up their numpy bridge lazily, on the first array they convert;
+    # two threads doing that first conversion at once deadlock (a pybind11 one-time guard
+    # against the GIL). Convert one array here, on the thread that builds the engine, before
+    # any parallel inference.
+    ov.Tensor(np.zeros((1,), np.float32))
     return ov.Core()
 
 
