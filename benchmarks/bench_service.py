@@ -12,6 +12,9 @@ its latency should be the model's, not the web layer's. Rows, measured in the sa
   should, and counted apart; any other 5xx, a bad upload not answered 4xx, memory growth
   over 10 % or a cheap route (health, thumbnails) with p95 over 50 ms fails the run.
 
+The server runs as ``transferkit serve`` in its own process (``--in-process``: a thread of
+this one, where the 200 client threads share its GIL); its RSS is read from /proc/PID.
+
 Run: ``.venv/bin/python benchmarks/bench_service.py --index INDEX [--clients 200]
 [--duration 60] [--model DIR]`` (only 127.0.0.1 is ever contacted); ``--quick`` is a short
 smoke run (8 clients, 10 s). Numbers taken while other jobs load the CPU are noisy; the
@@ -21,8 +24,13 @@ load average is printed. The server's RSS is read before and after the mixed loa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,7 +48,7 @@ def main() -> None:
 
     from transferkit.data import sample_photo
     from transferkit.service import create_app, decode_upload
-    from transferkit.service.loadtest import background_server, run_load, standard_calls
+    from transferkit.service.loadtest import run_load, standard_calls
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=0,
@@ -54,6 +62,10 @@ def main() -> None:
     parser.add_argument("--model", help="trained model directory")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--max-upload-mb", type=float, default=2.0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="serve from a thread of this process (the load clients then "
+                             "share its GIL, which slows the server's event loop); default: "
+                             "`transferkit serve` in its own process")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.duration, args.serial = 8, 10.0, 10
@@ -89,7 +101,8 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         direct_ms, direct_wall = pool.submit(direct_series).result()
 
-    with background_server(app) as url:
+    serving = _in_process(app) if args.in_process else _server_process(args)
+    with serving as (url, pid):
         serial_ms, serial_errors = [], 0
         with httpx.Client(base_url=url, timeout=60) as client:
             files = {"file": ("chelsea.jpg", image_bytes, "image/jpeg")}
@@ -104,10 +117,10 @@ def main() -> None:
         planned = args.requests or int(args.clients * args.duration * 20)  # more than fits
         calls = standard_calls(image_bytes, planned, with_search=args.index is not None,
                                oversized_bytes=int(limit * 1.25))
-        rss_before = _rss_mb()
+        rss_before = _rss_mb(pid)
         report = run_load(url, calls, clients=args.clients, time_limit=args.duration,
                           request_timeout=120.0, busy_retries=20)
-        rss_after = _rss_mb()
+        rss_after = _rss_mb(pid)
 
     print(f"\n{'mode':<28}{'clients':>8}{'n':>7}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}"
           f"{'p99 ms':>10}{'req/s':>9}")
@@ -135,9 +148,51 @@ def main() -> None:
         raise SystemExit(1)
 
 
-def _rss_mb() -> float:
-    """Resident memory of this process (it runs the server) in MB, from /proc."""
-    with open("/proc/self/status", encoding="ascii") as fh:
+@contextlib.contextmanager
+def _in_process(app) -> Iterator[tuple[str, None]]:
+    from transferkit.service.loadtest import background_server
+
+    with background_server(app) as url:
+        yield url, None
+
+
+@contextlib.contextmanager
+def _server_process(args) -> Iterator[tuple[str, int]]:
+    """``transferkit serve`` on a free loopback port in a process of its own: (URL, pid)."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "transferkit", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--backbone", args.backbone, "--log-level", "warning",
+               "--max-upload-mb", str(args.max_upload_mb)]
+    command += ["--model", args.model] if args.model else []
+    command += ["--index", args.index] if args.index else []
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"transferkit serve exited: {server.stderr.read()[-500:]}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("transferkit serve did not start within 180 s")
+            time.sleep(0.5)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _rss_mb(pid: int | None = None) -> float:
+    """Resident memory of the server's process (``pid``; default this one) in MB."""
+    with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as fh:
         kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
     return kb / 1024
 
