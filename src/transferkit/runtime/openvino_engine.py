@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferkit.backbones import Preprocessing
+from transferkit.runtime.exported import ExportedModel
 from transferkit.runtime.memo import BackboneMemo
 from transferkit.runtime.onnx_cache import export_cached
-from transferkit.runtime.onnx_export import FORMAT, METADATA_KEY
+from transferkit.runtime.onnx_export import METADATA_KEY
 from transferkit.runtime.precision import resolve_precision
 from transferkit.utils import inference_threads
 
@@ -48,7 +48,7 @@ def _core():
     return ov.Core()
 
 
-class OpenVinoBackbone:
+class OpenVinoBackbone(ExportedModel):
     """An exported backbone compiled by OpenVINO for the CPU; answers like ``OnnxBackbone``.
 
     ``precision``: ``f32``, ``bf16`` or ``auto`` (bf16 where the CPU has it). ``streams``
@@ -60,7 +60,7 @@ class OpenVinoBackbone:
         requested = resolve_precision(precision, "openvino", OPENVINO_PRECISIONS)
         self.path = Path("<bytes>.onnx") if isinstance(source, bytes) else Path(source)
         model = self._read(source)
-        self.metadata = self._metadata(model)
+        self._adopt_metadata(self._metadata(model))
         self.threads, self.streams = inference_threads(threads), max(1, int(streams))
         self.compiled = _core().compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": requested, "NUM_STREAMS": self.streams,
@@ -71,9 +71,6 @@ class OpenVinoBackbone:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(self.streams):
             self._requests.put(self.compiled.create_infer_request())
-        self._spec = dict(self.metadata.get("spec", {}))
-        self.preprocessing = Preprocessing.from_dict(self._spec.get("preprocessing", {}))
-        self.name = self._spec.get("name", self.path.stem)
 
     def _read(self, source):
         if not isinstance(source, bytes) and not self.path.exists():
@@ -83,14 +80,12 @@ class OpenVinoBackbone:
         except Exception as exc:  # noqa: BLE001 - name the file
             raise ValueError(f"{self.path}: OpenVINO cannot read this model ({exc})") from exc
 
-    def _metadata(self, model) -> dict[str, Any]:
+    @staticmethod
+    def _metadata(model) -> dict[str, Any] | None:
         # OpenVINO keeps the ONNX file's metadata_props under rt_info "framework".
         if not model.has_rt_info(["framework", METADATA_KEY]):
-            raise ValueError(f"{self.path}: ONNX file was not exported by transferkit")
-        meta = json.loads(model.get_rt_info(["framework", METADATA_KEY]).astype(str))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{self.path}: unsupported format {meta.get('format')!r}")
-        return meta
+            return None
+        return json.loads(model.get_rt_info(["framework", METADATA_KEY]).astype(str))
 
     def _output_name(self, output) -> str:
         # An output tensor can carry several names; prefer the one the export gave it.
@@ -98,65 +93,20 @@ class OpenVinoBackbone:
         return next((n for n in self.metadata.get("outputs", []) if n in names),
                     output.get_any_name())
 
-    # -- identity (mirrors Backbone) ------------------------------------------------------
-    def spec(self) -> dict[str, Any]:
-        return dict(self._spec)
-
-    @property
-    def num_features(self) -> int:
-        return int(self._spec.get("num_features", 0))
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.metadata.get("num_classes", 0))
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self.metadata.get("class_names")
-
     # -- running --------------------------------------------------------------------------
-    def run(self, batch: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
-        """Every output by name for a normalised (N, 3, S, S) float batch; thread-safe (one
-        free request per call, waiting when all ``streams`` are busy)."""
-        if isinstance(batch, torch.Tensor):
-            batch = batch.detach().float().contiguous().numpy()
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        size = self.metadata.get("input_size")
-        if batch.ndim != 4 or batch.shape[1] != 3 or (size and batch.shape[2:] != (size, size)):
-            raise ValueError(f"{self.path.name}: expected a batch of shape (N, 3, {size}, {size}),"
-                             f" got {tuple(batch.shape)}")
+    def run(self, batch: torch.Tensor | np.ndarray, outputs: list[str] | None = None
+            ) -> dict[str, np.ndarray]:
+        """Outputs by name (default all) for a normalised (N, 3, S, S) float batch;
+        thread-safe (one free request per call, waiting when all ``streams`` are busy)."""
+        batch = self._as_batch(batch)
+        wanted = outputs or self.output_names
         request = self._requests.get()
         try:
             request.infer({0: batch}, share_inputs=True)
             return {name: request.get_output_tensor(i).data.copy()
-                    for i, name in enumerate(self.output_names)}
+                    for i, name in enumerate(self.output_names) if name in wanted}
         finally:
             self._requests.put(request)
-
-    def _output(self, name: str, batch) -> torch.Tensor:
-        if name not in self.output_names:
-            raise ValueError(f"{self.path.name}: this model has no {name!r} output "
-                             f"(it has {', '.join(self.output_names)})")
-        return torch.from_numpy(self.run(batch)[name])
-
-    def embed(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Pooled penultimate features (N, num_features) in float32, as ``Backbone.embed``."""
-        return self._output("embedding", batch)
-
-    def forward(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Class logits, as ``Backbone.forward``."""
-        return self._output("logits", batch)
-
-    __call__ = forward
-    logits = forward
-
-    def predict_topk(self, batch, k: int = 5) -> list[list[tuple[int, float]]]:
-        probs = self.forward(batch).softmax(dim=-1)
-        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
-        return [list(zip(idx.tolist(), p.tolist())) for p, idx in zip(top.values, top.indices)]
-
-    def eval(self) -> OpenVinoBackbone:
-        return self
 
     def __repr__(self) -> str:
         return (f"OpenVinoBackbone({self.name!r}, precision={self.precision!r}, "
