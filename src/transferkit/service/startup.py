@@ -35,8 +35,8 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
     model = TransferModel.load(model_dir) if model_dir is not None else None
     net = resolve_backbone(backbone)
     index = _load_index(index_path, net) if index_path is not None else None
-    text_index = _load_text_index(text_index_path) if text_index_path is not None else None
-    audio_index = _load_audio_index(audio_index_path) if audio_index_path is not None else None
+    text_index = _load_encoded_index(TextIndex, text_index_path, "text")
+    audio_index = _load_encoded_index(AudioIndex, audio_index_path, "audio")
     audio_model = AudioModel.load(audio_model_dir) if audio_model_dir is not None else None
     engine = InferenceEngine(net, model=model, index=index, max_pending=max_pending,
                              text_index=text_index, engine=engine, precision=precision,
@@ -46,34 +46,25 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
     return ServiceState(
         engine=engine, backbone_name=net.name, model_info=_model_info(model, model_dir),
         index_info=_index_info(index, index_path, thumbs),
-        text_index_info=_text_index_info(text_index, text_index_path), thumbnails=thumbs,
+        text_index_info=_encoded_index_info(text_index, text_index_path), thumbnails=thumbs,
         max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
         decode_limiter=anyio.CapacityLimiter(decode_threads),
         thumbnail_limiter=anyio.CapacityLimiter(2), max_pending=max_pending,
-        audio_index_info=(IndexInfo(path=str(audio_index_path), size=len(audio_index),
-                                    backbone=audio_index.spec.get("name"))
-                          if audio_index is not None else None),
+        audio_index_info=_encoded_index_info(audio_index, audio_index_path),
         audio_model_info=(ModelInfo(directory=str(audio_model_dir), classes=audio_model.classes,
                                     backbone=audio_model.encoder.name)
                           if audio_model is not None else None))
 
 
-def _load_audio_index(path: str | os.PathLike):
-    """An audio index with its encoder built now, so the first query is not slow."""
+def _load_encoded_index(index_class, path: str | os.PathLike | None, kind: str):
+    """A text or audio index (``index_class``) with its encoder built now, so the first query
+    is not slow; None without a path."""
+    if path is None:
+        return None
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: audio index not found")
-    index = AudioIndex.load(path)
-    _ = index.encoder
-    return index
-
-
-def _load_text_index(path: str | os.PathLike):
-    """A text index with its encoder loaded now, so the first query is not slow."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: text index not found")
-    index = TextIndex.load(path)
+        raise FileNotFoundError(f"{path}: {kind} index not found")
+    index = index_class.load(path)
     _ = index.encoder
     return index
 
@@ -112,7 +103,7 @@ def _index_info(index: Any | None, path: str | os.PathLike | None,
                      backbone=(getattr(index, "spec", None) or {}).get("name"))
 
 
-def _text_index_info(text_index: Any | None, path: str | os.PathLike | None) -> IndexInfo | None:
-    if text_index is None:
+def _encoded_index_info(index: Any | None, path: str | os.PathLike | None) -> IndexInfo | None:
+    if index is None:
         return None
-    return IndexInfo(path=str(path), size=len(text_index), backbone=text_index.spec.get("name"))
+    return IndexInfo(path=str(path), size=len(index), backbone=index.spec.get("name"))

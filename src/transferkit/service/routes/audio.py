@@ -37,8 +37,19 @@ async def _clip_file(file: UploadFile, state: ServiceState) -> tuple[Path, str]:
     return Path(temporary), name
 
 
-def _refused(name: str, failures: list[tuple[str, str]]) -> HTTPException:
-    return HTTPException(400, f"{name}: {failures[0][1]}")
+async def _on_clip(state: ServiceState, file: UploadFile, run, k: int
+                   ) -> tuple[list, str, float]:
+    """``run([clip], k)`` on the inference thread for the uploaded clip, its temporary file
+    removed afterwards: (rows, upload name, start time); a clip the decoder refuses is a 400."""
+    path, name = await _clip_file(file, state)
+    start = time.perf_counter()
+    try:
+        rows, failures = await state.engine.run(run, [path], k)
+    finally:
+        path.unlink(missing_ok=True)
+    if failures:
+        raise HTTPException(400, f"{name}: {failures[0][1]}")
+    return rows, name, start
 
 
 @router.post("/api/search-audio", response_model=AudioSearchResponse,
@@ -52,14 +63,7 @@ async def search_audio(state: ServiceStateDep, file: UploadFile = AUDIO_FILE,
     if index is None:
         raise HTTPException(404, "audio search unavailable: the service was started without "
                                  "an audio index (transferkit serve --audio-index INDEX)")
-    path, name = await _clip_file(file, state)
-    start = time.perf_counter()
-    try:
-        rows, failures = await state.engine.run(index.search_paths, [path], k)
-    finally:
-        path.unlink(missing_ok=True)
-    if failures:
-        raise _refused(name, failures)
+    rows, name, start = await _on_clip(state, file, index.search_paths, k)
     return AudioSearchResponse(name=name, encoder=str(index.spec.get("name")),
                                elapsed_ms=elapsed_ms(start),
                                licence_note=index.encoder.licence_note(),
@@ -77,14 +81,7 @@ async def predict_audio(state: ServiceStateDep, file: UploadFile = AUDIO_FILE,
     if model is None:
         raise HTTPException(404, "audio prediction unavailable: the service was started "
                                  "without an audio model (transferkit serve --audio-model DIR)")
-    path, name = await _clip_file(file, state)
-    start = time.perf_counter()
-    try:
-        results, failures = await state.engine.run(model.predict_paths, [path], k)
-    finally:
-        path.unlink(missing_ok=True)
-    if failures:
-        raise _refused(name, failures)
+    results, name, start = await _on_clip(state, file, model.predict_paths, k)
     return AudioPrediction(name=name, encoder=model.encoder.name, top_k=results[0]["top_k"],
                            elapsed_ms=elapsed_ms(start),
                            licence_note=model.encoder.licence_note())
