@@ -72,7 +72,7 @@ def load(path: str | os.PathLike) -> Any:
         return Embeddings.load(path)
     if path.suffix == ".onnx":
         return OnnxBackbone(path)
-    kind = (VectorIndex.read_header(path).get("spec") or {}).get("kind")
+    kind = VectorIndex.kind_of(path)
     if kind == "image":
         return ImageIndex.load(path)
     if kind == "text":

@@ -22,7 +22,7 @@ def is_audio_index(path: str | os.PathLike) -> bool:
     """Cheap check (header only) whether an index file holds audio embeddings."""
     from transferkit.search import VectorIndex
 
-    return ((VectorIndex.read_header(path).get("spec") or {}).get("kind")) == "audio"
+    return VectorIndex.kind_of(path) == "audio"
 
 
 class AudioIndex:
@@ -66,14 +66,9 @@ class AudioIndex:
         self.index.check_spec(self.encoder.spec(), where=str(self.path or "index"))
         if not good:
             return [], failures
-        dist, ids = self.index.search(vectors, k)
-        cosine = self.index.metric == "cosine"
-        rows = []
-        for query, drow, irow in zip(good, dist, ids):
-            hits = [{"id": int(i), "path": self.index.item(int(i)), "distance": float(d),
-                     "score": float(1.0 - d if cosine else 1.0 / (1.0 + d))}
-                    for d, i in zip(drow.tolist(), irow.tolist()) if i >= 0]
-            rows.append({"query": str(query), "hits": hits})
+        rows = [{"query": str(query), "hits": [{"id": i, "path": item, "distance": d, "score": s}
+                                               for i, item, d, s in hits]}
+                for query, hits in zip(good, self.index.neighbours(vectors, k))]
         return rows, failures
 
     def save(self, path: str | os.PathLike | None = None) -> Path:

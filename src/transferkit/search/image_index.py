@@ -170,27 +170,14 @@ class ImageIndex:
         return self.remove([self.id_of(p) for p in paths])
 
     # -- search ----------------------------------------------------------------------------
-    def _hits(self, dist: np.ndarray, ids: np.ndarray) -> list[list[SearchHit]]:
-        cosine = self.index.metric == "cosine"
-        out = []
-        for drow, irow in zip(dist, ids):
-            hits = []
-            for d, i in zip(drow.tolist(), irow.tolist()):
-                if i < 0:
-                    continue
-                score = 1.0 - d if cosine else 1.0 / (1.0 + d)
-                hits.append(SearchHit(int(i), self.index.item(i), float(d), float(score)))
-            out.append(hits)
-        return out
-
     def search_vectors(self, vectors: np.ndarray, k: int = 10,
                        spec: dict[str, Any] | None = None,
                        ef_search: int | None = None) -> list[list[SearchHit]]:
         """Search with ready vectors; pass the ``spec`` of the model that made them."""
         if spec is not None:
             ensure_compatible(self.spec, _with_kind(spec), where=self._where())
-        dist, ids = self.index.search(vectors, k, ef_search=ef_search)
-        return self._hits(dist, ids)
+        return [[SearchHit(i, item, d, s) for i, item, d, s in row]
+                for row in self.index.neighbours(vectors, k, ef_search=ef_search)]
 
     def search_embeddings(self, embeddings, k: int = 10) -> list[list[SearchHit]]:
         return self.search_vectors(embeddings.vectors, k, spec=embeddings.spec)

@@ -263,6 +263,22 @@ class VectorIndex:
         dist[missing] = np.inf
         return dist, ids
 
+    def neighbours(self, vectors: np.ndarray, k: int = 10, ef_search: int | None = None
+                   ) -> list[list[tuple[int, str, float, float]]]:
+        """Per query ``(id, item, distance, score)`` nearest first, empty slots dropped;
+        ``score`` is the cosine similarity on a cosine index and ``1 / (1 + distance)`` on l2,
+        so that higher is closer for both."""
+        dist, ids = self.search(vectors, k, ef_search=ef_search)
+        cosine = self.metric == "cosine"
+        return [[(i, self.item(i), d, 1.0 - d if cosine else 1.0 / (1.0 + d))
+                 for d, i in zip(drow.tolist(), irow.tolist()) if i >= 0]
+                for drow, irow in zip(dist, ids)]
+
+    @classmethod
+    def kind_of(cls, path: str | os.PathLike) -> str | None:
+        """What an index file holds (``image``, ``text``, ``audio``), from its header only."""
+        return (cls.read_header(path).get("spec") or {}).get("kind")
+
     # -- identity -----------------------------------------------------------------------
     def check_spec(self, spec: dict[str, Any] | None, where: str = "index") -> None:
         """Raise :class:`IncompatibleModelError` unless ``spec`` embeds like this index."""

@@ -46,7 +46,7 @@ def is_text_index(path: str | os.PathLike) -> bool:
     """Cheap check (header only) whether an index file holds text embeddings."""
     from transferkit.search import VectorIndex
 
-    return ((VectorIndex.read_header(path).get("spec") or {}).get("kind")) == "text"
+    return VectorIndex.kind_of(path) == "text"
 
 
 class TextIndex:
@@ -127,14 +127,8 @@ class TextIndex:
                     f"queried with {spec.get('kind') or 'image'} embeddings "
                     f"({spec.get('name', '?')})")
             self.index.check_spec(spec, where=str(self.path or "index"))
-        dist, ids = self.index.search(vectors, k)
-        cosine = self.index.metric == "cosine"
-        out = []
-        for drow, irow in zip(dist, ids):
-            out.append([TextHit(int(i), self.index.item(int(i)), float(d),
-                                float(1.0 - d if cosine else 1.0 / (1.0 + d)))
-                        for d, i in zip(drow.tolist(), irow.tolist()) if i >= 0])
-        return out
+        return [[TextHit(i, item, d, s) for i, item, d, s in row]
+                for row in self.index.neighbours(vectors, k)]
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Index file (atomic), plus ``<path>.encoder/`` when the encoder was fitted."""
