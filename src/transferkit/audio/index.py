@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from transferkit.audio.embed import embed_clips, resolve_encoder
@@ -16,6 +15,7 @@ from transferkit.audio.encoders import AudioEncoder
 from transferkit.audio.io import list_audio
 from transferkit.audio.registry import audio_encoder_from_spec
 from transferkit.errors import IncompatibleModelError
+from transferkit.search import KindIndex
 
 
 def is_audio_index(path: str | os.PathLike) -> bool:
@@ -25,33 +25,27 @@ def is_audio_index(path: str | os.PathLike) -> bool:
     return VectorIndex.kind_of(path) == "audio"
 
 
-class AudioIndex:
+class AudioIndex(KindIndex):
     """A :class:`VectorIndex` of clips plus the encoder that embeds them and their queries."""
+
+    kind, what = "audio", "audio index"
 
     def __init__(self, index, encoder: AudioEncoder | None = None,
                  path: str | os.PathLike | None = None) -> None:
-        spec = index.spec or {}
-        if spec.get("kind") != "audio":
-            raise IncompatibleModelError(
-                f"{path or 'index'}: not an audio index (it holds {spec.get('kind') or 'image'} "
-                f"embeddings from {spec.get('name', '?')}); query it without --audio")
-        self.index = index
-        self.path = Path(path) if path is not None else None
+        super().__init__(index, path)
         self._encoder = encoder
         self.failures: list[tuple[str, str]] = []
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        return self.index.spec
+    def _wrong_kind(self, index, found: str | None, path) -> Exception:
+        return IncompatibleModelError(
+            f"{path or 'index'}: not an audio index (it holds {found or 'image'} embeddings "
+            f"from {(index.spec or {}).get('name', '?')}); query it without --audio")
 
     @property
     def encoder(self) -> AudioEncoder:
         if self._encoder is None:
             self._encoder = audio_encoder_from_spec(self.spec, where=str(self.path or "index"))
         return self._encoder
-
-    def __len__(self) -> int:
-        return len(self.index)
 
     def add_paths(self, paths: Sequence[str | os.PathLike]):
         """Embed and append clips; refused files are listed in :attr:`failures`."""
@@ -70,14 +64,6 @@ class AudioIndex:
                                                for i, item, d, s in hits]}
                 for query, hits in zip(good, self.index.neighbours(vectors, k))]
         return rows, failures
-
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            raise ValueError("audio index has no path yet: save(path)")
-        self.index.save(target)
-        self.path = target
-        return target
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AudioIndex:

@@ -18,12 +18,14 @@ from transferkit.search.image_index import (
     build_index,
     image_spec,
 )
+from transferkit.search.kind_index import KindIndex
 from transferkit.search.sheet import contact_sheet
 from transferkit.search.vector_index import METHODS, METRICS, VectorIndex
 from transferkit.spec import IncompatibleModelError, describe_spec, ensure_compatible
 
 __all__ = [
-    "VectorIndex", "ImageIndex", "SearchHit", "build_index", "backbone_from_spec", "image_spec",
+    "KindIndex", "VectorIndex", "ImageIndex", "SearchHit", "build_index", "backbone_from_spec",
+    "image_spec",
     "IncompatibleModelError", "ensure_compatible", "describe_spec", "find_duplicates",
     "duplicate_groups", "DuplicateGroup", "DuplicateReport", "DEFAULT_THRESHOLD",
     "contact_sheet", "METRICS", "METHODS",

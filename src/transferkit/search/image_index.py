@@ -14,6 +14,7 @@ from transferkit.backbones import Backbone
 from transferkit.data import DEFAULT_MAX_PIXELS, scan_images
 from transferkit.errors import ImageLoadError, IncompatibleModelError, NotInIndexError
 from transferkit.features import Embeddings, embed_images, embed_paths, resolve_backbone
+from transferkit.search.kind_index import KindIndex
 from transferkit.search.vector_index import VectorIndex
 from transferkit.spec import describe_spec, ensure_compatible
 from transferkit.utils import progress
@@ -51,7 +52,7 @@ def _norm(path: str | os.PathLike) -> str:
     return os.path.abspath(os.fspath(path))
 
 
-class ImageIndex:
+class ImageIndex(KindIndex):
     """A :class:`VectorIndex` whose items are image paths, plus the model that embeds them.
 
     Build with :func:`build_index`, reopen with :meth:`load`. Every query goes through the
@@ -59,16 +60,11 @@ class ImageIndex:
     :class:`IncompatibleModelError`.
     """
 
+    kind = "image"
+
     def __init__(self, index: VectorIndex, path: str | os.PathLike | None = None,
                  backbone=None) -> None:
-        kind = (index.spec or {}).get("kind")
-        if kind != "image":
-            hint = "; search it with --text \"...\"" if kind == "text" else ""
-            raise ValueError(f"{path or 'index'}: not an image index (it holds "
-                             f"{kind or 'unlabelled'} vectors from "
-                             f"{describe_spec(index.spec)}){hint}")
-        self.index = index
-        self.path = Path(path) if path is not None else None
+        super().__init__(index, path)
         self.failures: list[tuple[str, str]] = []  # unreadable files of the last build/add
         self.ignored: list[str] = []  # files found there that are not images
         self.skipped: list[tuple[str, str]] = []
@@ -78,11 +74,13 @@ class ImageIndex:
         if backbone is not None:
             self.set_backbone(backbone)
 
-    # -- identity and model -----------------------------------------------------------------
-    @property
-    def spec(self) -> dict[str, Any]:
-        return self.index.spec
+    def _wrong_kind(self, index: VectorIndex, found: str | None, path) -> Exception:
+        hint = "; search it with --text \"...\"" if found == "text" else ""
+        return ValueError(f"{path or 'index'}: not an image index (it holds "
+                          f"{found or 'unlabelled'} vectors from "
+                          f"{describe_spec(index.spec)}){hint}")
 
+    # -- identity and model -----------------------------------------------------------------
     def set_backbone(self, backbone) -> None:
         """Use an already-loaded backbone for queries (must match the index's spec)."""
         ensure_compatible(self.spec, image_spec(backbone), where=self._where())
@@ -99,9 +97,6 @@ class ImageIndex:
         return str(self.path) if self.path else "index"
 
     # -- items ---------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.index)
-
     @property
     def paths(self) -> list[str]:
         return self.index.items
@@ -209,15 +204,6 @@ class ImageIndex:
         return self.search_vectors(emb.vectors, k)
 
     # -- persistence -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Atomic save (temp file + rename); defaults to where it was loaded from."""
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            raise ValueError("index has no path yet: save(path)")
-        self.index.save(target)
-        self.path = target
-        return target
-
     @classmethod
     def load(cls, path: str | os.PathLike, backbone=None) -> ImageIndex:
         return cls(VectorIndex.load(path), path=path, backbone=backbone)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from transferkit.errors import IncompatibleModelError
+from transferkit.search import KindIndex
 from transferkit.text.datasets import TextDataset, read_texts
 from transferkit.text.registry import TextEncoder, create_text_encoder, encoder_from_spec
 
@@ -49,24 +50,21 @@ def is_text_index(path: str | os.PathLike) -> bool:
     return VectorIndex.kind_of(path) == "text"
 
 
-class TextIndex:
+class TextIndex(KindIndex):
     """A :class:`VectorIndex` of texts plus the encoder that embeds them and their queries."""
+
+    kind, what = "text", "text index"
 
     def __init__(self, index, encoder: TextEncoder | None = None,
                  path: str | os.PathLike | None = None) -> None:
-        spec = index.spec or {}
-        if spec.get("kind") != "text":
-            raise IncompatibleModelError(
-                f"{path or 'index'}: not a text index (it holds {spec.get('kind') or 'image'} "
-                f"embeddings from {spec.get('name', '?')}); search it with an image, not --text")
-        self.index = index
-        self.path = Path(path) if path is not None else None
+        super().__init__(index, path)
         self._encoder = encoder
         self.failures: list[tuple[str, str]] = []
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        return self.index.spec
+    def _wrong_kind(self, index, found: str | None, path) -> Exception:
+        return IncompatibleModelError(
+            f"{path or 'index'}: not a text index (it holds {found or 'image'} embeddings "
+            f"from {(index.spec or {}).get('name', '?')}); search it with an image, not --text")
 
     @property
     def encoder(self) -> TextEncoder:
@@ -75,9 +73,6 @@ class TextIndex:
             directory = encoder_dir_for(self.path) if self.path is not None else None
             self._encoder = encoder_from_spec(self.spec, directory)
         return self._encoder
-
-    def __len__(self) -> int:
-        return len(self.index)
 
     @property
     def texts(self) -> list[str]:
@@ -130,16 +125,10 @@ class TextIndex:
         return [[TextHit(i, item, d, s) for i, item, d, s in row]
                 for row in self.index.neighbours(vectors, k)]
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Index file (atomic), plus ``<path>.encoder/`` when the encoder was fitted."""
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            raise ValueError("text index has no path yet: save(path)")
+    def _before_save(self, target: Path) -> None:
+        """A fitted encoder travels beside the index file, in ``<path>.encoder/``."""
         if self.encoder.requires_fit:
             self.encoder.save(encoder_dir_for(target))
-        self.index.save(target)
-        self.path = target
-        return target
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoder: TextEncoder | None = None) -> TextIndex:
