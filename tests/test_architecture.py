@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("train", "search", "autoencoders", "explain"),
     ("text",),
     ("audio",),
-    ("service", "distributed", "loading"),
+    ("service", "distributed", "loading", "lab"),
     ("cli",),
 ]
 # The package's own __init__ (lazy attribute access) and __main__ (runs the CLI) sit on top.

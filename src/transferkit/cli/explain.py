@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
     app.command("visualize")(visualize)
     app.command("top-images")(top_images)
     app.command("attack")(attack)
+    app.command("atlas")(atlas)
 
 
 @friendly_errors
@@ -22,12 +23,12 @@ def visualize(
                                  "backbones --layers NAME` lists a model's layers)."),
     output: Path = typer.Option(Path("out/visualization.png"), "--output", "-o"),
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
-    steps: int = typer.Option(64, min=1),
+    steps: int = typer.Option(256, min=1),
     size: int = typer.Option(128, min=16, help="Resolution of the image parameterisation."),
     input_size: int | None = typer.Option(None, help="Network input per step (default native)."),
     views: int = typer.Option(1, min=1, help="Random transforms averaged per step."),
-    tv: float = typer.Option(0.05, min=0.0, help="Total-variation weight."),
-    lr: float = typer.Option(0.4, help="Adam step on the Fourier coefficients."),
+    tv: float = typer.Option(0.1, min=0.0, help="Total-variation weight."),
+    lr: float = typer.Option(0.05, help="Adam step on the Fourier coefficients."),
     seed: int = typer.Option(0),
 ) -> None:
     """Activation maximisation from noise (Fourier/decorrelated parameterisation, jitter,
@@ -100,3 +101,31 @@ def attack(
                   f"summary.txt, attack.json)", highlight=False)
     if not result.success:
         raise typer.Exit(1)
+
+
+@friendly_errors
+def atlas(
+    output: Path = typer.Option(Path("out/atlas.png"), "--output", "-o", help="PNG to write."),
+    source: Path | None = typer.Option(None, "--images", help="Folder of images for the top "
+                                       "activations (default: scikit-image photos + "
+                                       "Fashion-MNIST)."),
+    backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
+    channels: int = typer.Option(6, min=1, help="Channels shown per stage."),
+    steps: int = typer.Option(64, min=1, help="Optimisation steps per stage."),
+    top_k: int = typer.Option(3, min=1, max=3, help="Top images under each channel."),
+) -> None:
+    """Layer atlas: for each stage, channel visualisations with the images that excite those
+    channels most under them (one PNG, plus a .json of channels and top images)."""
+    import json
+
+    from transferkit.backbones import create
+    from transferkit.explain import layer_atlas, load_atlas_images
+    from transferkit.utils import atomic_write_text
+
+    images, names = load_atlas_images(source)
+    result = layer_atlas(create(backbone), images, names, channels_per_layer=channels,
+                         steps=steps, top_k=top_k)
+    result.save(output)
+    atomic_write_text(output.with_suffix(".json"), json.dumps(result.to_dict(), indent=2))
+    console.print(f"wrote {output} ({result.grid_shape[0]} stages x {result.grid_shape[1]} "
+                  f"channels, {len(images)} images ranked)", highlight=False)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from transferkit.backbones import Backbone, imagenet_index, imagenet_labels
-from transferkit.explain._model import PixelModel, centre_value, channels_first
+from transferkit.explain._model import PixelModel, StopForward, centre_value, channels_first
 from transferkit.utils import progress
 
 # Square root of the ImageNet RGB covariance (rows: R, G, B), the colour decorrelation used by
@@ -142,7 +142,7 @@ class Visualization:
 
 def _objective(model: PixelModel, target: Target, views: torch.Tensor,
                store: dict[str, torch.Tensor] | None) -> torch.Tensor:
-    logits = model(views)
+    logits = _forward(model, views)
     if target.kind == "class":
         # the logit, plus a little log-softmax so rival classes are pushed down too
         return (logits[:, target.index] + 0.5 * logits.log_softmax(-1)[:, target.index]).mean()
@@ -157,49 +157,127 @@ def _objective(model: PixelModel, target: Target, views: torch.Tensor,
     return centre_value(channel).mean()
 
 
-def visualize(backbone: Backbone, target: Target | str, steps: int = 64, size: int = 128,
-              input_size: int | None = None, views: int = 1, lr: float = 0.4,
-              tv_weight: float = 0.05, seed: int = 0, output_size: int | None = None,
-              show_progress: bool = True) -> Visualization:
+# The settings before issue 18 (kept so benchmarks/bench_explain.py can show before/after):
+# lr 0.4 drove the pre-sigmoid values far past +-4 within a few dozen steps, so a third of the
+# pixels ended at 0 or 255 and the image looked like static.
+OLD_DEFAULTS: dict[str, Any] = {"steps": 64, "size": 128, "lr": 0.4, "tv_weight": 0.05}
+
+
+def visualize(backbone: Backbone, target: Target | str, steps: int = 256, size: int = 128,
+              input_size: int | None = None, views: int = 1, lr: float = 0.05,
+              tv_weight: float = 0.1, seed: int = 0, output_size: int | None = None,
+              show_progress: bool = True, decay: float = 1.0, l2_weight: float = 0.0,
+              jitter: float = 0.06, scale: tuple[float, float] = (0.9, 1.1),
+              degrees: float = 10.0) -> Visualization:
     """Optimise an image to maximise ``target``; return it at ``output_size`` px (default the
     backbone's resize size, so the standard centre crop sees what was optimised).
 
-    ``size`` is the resolution of the parameterisation, ``input_size`` what the network sees
-    each step (default its native size: features are not scale invariant, so an image tuned at
-    128 px is not the same image to the network at 224 px). ``views`` random transforms are
-    averaged per step: more views, more robust, slower.
+    ``size`` is the resolution of the parameterisation (128 px, upsampled to what the network
+    sees: fine noise cannot be represented, so it cannot blow up), ``input_size`` what the
+    network sees each step (default its native size: features are not scale invariant).
+    ``lr`` 0.05 is Lucid's Adam step on the 1/f-scaled spectrum; much larger steps saturate
+    the sigmoid. Each step sees one random jitter (``jitter`` of the width), zoom (``scale``
+    around the centre-crop zoom) and rotation (``degrees``); ``views`` such copies are averaged
+    per step (more robust, slower). ``tv_weight`` / ``l2_weight`` penalise total variation and
+    distance from grey; ``decay`` > 1 favours low frequencies further.
     """
     target = parse_target(target) if isinstance(target, str) else target
     model = PixelModel(backbone)
     gen = torch.Generator().manual_seed(seed)
-    param = FourierImage(size, generator=gen)
-    net_size = input_size or backbone.preprocessing.input_size
-    crop = backbone.preprocessing.crop_pct
-    zoom = (0.9 / crop, 1.1 / crop)  # around the zoom the standard centre crop applies
-    opt = torch.optim.Adam(param.parameters(), lr=lr)
-    history: list[float] = []
+    param = FourierImage(size, decay=decay, generator=gen)
     with contextlib.ExitStack() as stack:
         store = None if target.kind == "class" else stack.enter_context(
-            model.capture(target.layer))
-        steps_iter = range(steps)
-        if show_progress:
-            steps_iter = progress(steps_iter, desc=f"visualise {target.describe()}", unit="step")
-        for _ in steps_iter:
-            img = param()
-            batch = random_view(img.expand(views, -1, -1, -1), net_size, gen, scale=zoom)
-            value = _objective(model, target, batch, store)
-            loss = -value + tv_weight * total_variation(img) * size
-            # gradients for the image only: the backbone's weights stay untouched
-            (param.spectrum.grad,) = torch.autograd.grad(loss, [param.spectrum])
-            opt.step()
-            history.append(float(value.detach()))
-    with torch.no_grad():
-        out = param()
-        final = output_size or backbone.preprocessing.resize_size
-        out = F.interpolate(out, size=(final, final), mode="bicubic", align_corners=False)
-        pixels = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    image = Image.fromarray(pixels)
+            model.capture(target.layer, stop=True))
+
+        def objective(batch: torch.Tensor) -> torch.Tensor:
+            return _objective(model, target, batch, store)
+
+        history = _optimise(backbone, param, objective, steps, views, input_size, lr,
+                            tv_weight, l2_weight, gen, jitter, scale, degrees,
+                            f"visualise {target.describe()}" if show_progress else None)
+    image = _to_images(param, output_size or backbone.preprocessing.resize_size)[0]
     return Visualization(image, target, history, classify_image(backbone, image))
+
+
+def visualize_channels(backbone: Backbone, layer: str, channels: list[int], steps: int = 96,
+                       size: int = 96, input_size: int = 160, lr: float = 0.05,
+                       tv_weight: float = 0.1, seed: int = 0, output_size: int = 128,
+                       show_progress: bool = True) -> list[Image.Image]:
+    """One image per channel of ``layer``, optimised together as one batch (one forward pass
+    per step for all of them): the fast path for a layer atlas."""
+    model = PixelModel(backbone)
+    gen = torch.Generator().manual_seed(seed)
+    param = FourierImage(size, batch=len(channels), generator=gen)
+    picks = torch.tensor(channels)
+    with model.capture(layer, stop=True) as store:
+
+        def objective(batch: torch.Tensor) -> torch.Tensor:
+            _forward(model, batch)
+            act = channels_first(store["out"])
+            if int(picks.max()) >= act.shape[1]:
+                raise ValueError(f"{layer} has {act.shape[1]} channels; got {channels}")
+            chosen = act[torch.arange(len(channels)), picks]  # item b maximises channel b
+            return chosen.flatten(1).mean(1).sum()
+
+        _optimise(backbone, param, objective, steps, 1, input_size, lr, tv_weight, 0.0, gen,
+                  0.06, (0.9, 1.1), 10.0,
+                  f"visualise {layer} x{len(channels)}" if show_progress else None)
+    return _to_images(param, output_size)
+
+
+def _forward(model: PixelModel, batch: torch.Tensor) -> torch.Tensor | None:
+    """Run ``model``; a ``capture(stop=True)`` hook ends the pass early (None returned)."""
+    try:
+        return model(batch)
+    except StopForward:
+        return None
+
+
+def _optimise(backbone: Backbone, param: FourierImage, objective, steps: int, views: int,
+              input_size: int | None, lr: float, tv_weight: float, l2_weight: float,
+              gen: torch.Generator, jitter: float, scale: tuple[float, float], degrees: float,
+              desc: str | None) -> list[float]:
+    """Adam on the spectrum to maximise ``objective(random views)``; the objective history."""
+    net_size = input_size or backbone.preprocessing.input_size
+    crop = backbone.preprocessing.crop_pct
+    zoom = (scale[0] / crop, scale[1] / crop)  # around the zoom the standard centre crop applies
+    opt = torch.optim.Adam(param.parameters(), lr=lr)
+    history: list[float] = []
+    steps_iter = range(steps) if desc is None else progress(range(steps), desc=desc,
+                                                            unit="step")
+    for _ in steps_iter:
+        img = param()
+        batch = random_view(img.repeat_interleave(views, 0), net_size, gen, jitter=jitter,
+                            scale=zoom, degrees=degrees)
+        value = objective(batch)
+        loss = -value + tv_weight * total_variation(img) * param.size
+        if l2_weight:
+            loss = loss + l2_weight * (img - 0.5).pow(2).mean()
+        # gradients for the image only: the backbone's weights stay untouched
+        (param.spectrum.grad,) = torch.autograd.grad(loss, [param.spectrum])
+        opt.step()
+        history.append(float(value.detach()))
+    return history
+
+
+@torch.no_grad()
+def _to_images(param: FourierImage, size: int) -> list[Image.Image]:
+    out = F.interpolate(param(), size=(size, size), mode="bicubic", align_corners=False)
+    pixels = (out.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return [Image.fromarray(p) for p in pixels]
+
+
+def saturated_fraction(image: Image.Image) -> float:
+    """Share of pixels with a channel at <= 3 or >= 252: blown-out highlights and shadows."""
+    pixels = np.asarray(image.convert("RGB"))
+    return float(((pixels <= 3) | (pixels >= 252)).any(-1).mean())
+
+
+def neighbour_difference(image: Image.Image) -> float:
+    """Mean absolute difference to the right neighbour plus that to the one below (grey
+    levels): ~12-20 for photos at 256 px, far more for static."""
+    pixels = np.asarray(image.convert("RGB"), np.float32)
+    return float(np.abs(np.diff(pixels, axis=0)).mean() + np.abs(np.diff(pixels, axis=1)).mean())
 
 
 @torch.no_grad()
