@@ -62,7 +62,7 @@ def _operations() -> list[tuple[str, str]]:
             ("post", "/api/search"), ("get", "/api/search-text"),
             ("get", "/thumbnails/{item_id}"), ("get", "/api/report"),
             ("get", "/api/report/{name}"), ("post", "/api/search-audio"),
-            ("post", "/api/predict-audio")]
+            ("post", "/api/predict-audio"), ("get", "/lab/"), ("get", "/lab/{name}")]
 
 
 # -- values from JSON Schema ------------------------------------------------------------------

@@ -48,6 +48,8 @@ def serve(
                                           "(health stays open); needed to bind beyond "
                                           "loopback. Open the page as http://HOST:PORT/#token="
                                           "TOKEN."),
+    gallery: Path | None = typer.Option(None, "--gallery", help="Folder written by "
+                                        "`transferkit gallery`, shown at /lab/."),
     engine: str = engine_option("torch"),
     precision: str = precision_option(),
 ) -> None:
@@ -58,7 +60,8 @@ def serve(
     from transferkit.service import create_app
 
     for what, path in (("model", model), ("index", index), ("text index", text_index),
-                       ("audio index", audio_index), ("audio model", audio_model)):
+                       ("audio index", audio_index), ("audio model", audio_model),
+                       ("gallery", gallery)):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: {what} not found")
     if host not in LOOPBACK and not token:
@@ -71,7 +74,7 @@ def serve(
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                      max_image_pixels=max_pixels, text_index_path=text_index, token=token,
                      engine=engine, precision=precision, audio_index_path=audio_index,
-                     audio_model_dir=audio_model)
+                     audio_model_dir=audio_model, gallery_dir=gallery)
     runs_on = app.state.service.engine
     print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
     shown = f"[{host}]" if ":" in host else host

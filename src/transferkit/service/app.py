@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -31,7 +33,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
                token: str | None = None, engine: str = "torch",
                precision: str = "f32",
                audio_index_path: str | os.PathLike | None = None,
-               audio_model_dir: str | os.PathLike | None = None) -> FastAPI:
+               audio_model_dir: str | os.PathLike | None = None,
+               gallery_dir: str | os.PathLike | None = None) -> FastAPI:
     """Load the model/index once, then serve them; bad inputs get 4xx JSON, never a 500.
 
     ``backbone`` may be a name or an already-built :class:`Backbone` (shared, e.g. in tests).
@@ -39,9 +42,12 @@ def create_app(model_dir: str | os.PathLike | None = None,
     (from ``transferkit index build --text``) adds text search; ``audio_index_path`` (``index
     build --audio``) and ``audio_model_dir`` (``train --audio``) add /api/search-audio and
     /api/predict-audio. With ``token`` every API route but the health check needs
-    ``Authorization: Bearer <token>``. ``engine`` / ``precision`` run every image model call
+    ``Authorization: Bearer <token>``. ``gallery_dir`` (from ``transferkit gallery``) is
+    served at /lab/. ``engine`` / ``precision`` run every image model call
     (see :func:`transferkit.runtime.choose_engine`).
     """
+    if gallery_dir is not None and not Path(gallery_dir).is_dir():
+        raise FileNotFoundError(f"{gallery_dir}: gallery folder not found")
     state = load_state(model_dir, index_path, backbone, text_index_path,
                        max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
                        max_pending=max_pending, decode_threads=decode_threads,
@@ -51,6 +57,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
                   docs_url=None, redoc_url=None,  # Swagger UI needs a CDN; we are offline
                   description="Classify, embed and search images with ImageNet backbones, and "
                               "search texts. Uploads are multipart form fields named `file`.")
+    state = dataclasses.replace(state, gallery_dir=None if gallery_dir is None
+                                else str(gallery_dir))
     app.state.service = state
     app.state.engine = state.engine  # kept for callers that reach the engine directly
     app.state.token = token or None

@@ -31,6 +31,7 @@ class ServiceState:
     max_pending: int  # uploads waiting to be decoded beyond this get 503
     audio_index_info: IndexInfo | None = None
     audio_model_info: ModelInfo | None = None
+    gallery_dir: str | None = None  # transferkit gallery's output, served under /lab/
 
 
 async def get_state(request: Request) -> ServiceState:
