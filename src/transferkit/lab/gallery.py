@@ -283,7 +283,7 @@ def build_gallery(output: str | os.PathLike = "out/gallery", quick: bool = False
         start = time.perf_counter()
         made = pic.make(ctx, pic.params)
         done[pic.key] = {"title": pic.title, "command": pic.command, "params": params,
-                         "figures": made.figures, "numbers": made.numbers,
+                         "figures": [list(f) for f in made.figures], "numbers": made.numbers,
                          "seconds": round(time.perf_counter() - start, 1)}
         atomic_write_text(manifest_path, json.dumps({"pictures": done}, indent=2))
     order = [p.key for p in gallery_pictures(quick)]
