@@ -40,17 +40,20 @@ def precision_at_k(vectors: np.ndarray, labels: Sequence[int], k: int = 5,
 
 def panel(images: Sequence[Image.Image], captions: Sequence[str], tile: int = 192,
           title: str | None = None) -> Image.Image:
-    """Images side by side at ``tile`` px, a caption under each, an optional title above."""
+    """Images side by side, ``tile`` px high (aspect kept), a caption under each, an
+    optional title above."""
     top = 18 if title else 0
-    canvas = Image.new("RGB", (len(images) * (tile + 6) + 6, top + tile + 40), "white")
+    widths = [max(1, round(tile * im.width / im.height)) for im in images]
+    canvas = Image.new("RGB", (sum(widths) + 6 * (len(images) + 1), top + tile + 40), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
         draw.text((6, 3), title, fill=(0, 0, 0))
-    for i, (img, caption) in enumerate(zip(images, captions)):
-        x = 6 + i * (tile + 6)
-        canvas.paste(img.convert("RGB").resize((tile, tile)), (x, top + 4))
+    x = 6
+    for img, width, caption in zip(images, widths, captions):
+        canvas.paste(img.convert("RGB").resize((width, tile)), (x, top + 4))
         for line_no, line in enumerate(caption.split("\n")[:2]):
             draw.text((x, top + tile + 8 + 14 * line_no), line, fill=(0, 0, 0))
+        x += width + 6
     return canvas
 
 
