@@ -106,3 +106,17 @@ def test_lab_route_serves_the_gallery_folder_only(lite0, tmp_path):
         assert client.get("/lab/").status_code == 404
     with pytest.raises(FileNotFoundError, match="gallery"):
         create_app(backbone=lite0, gallery_dir=tmp_path / "missing")
+
+
+def test_gallery_cli_makes_one_picture_and_refuses_unknown_keys(tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["gallery", "-o", str(tmp_path), "--quick", "--only", "svd"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "svd.png").exists() and 'src="svd.png"' in (
+        tmp_path / "index.html").read_text()
+    bad = runner.invoke(app, ["gallery", "-o", str(tmp_path), "--only", "cats"])
+    assert bad.exit_code == 2 and "unknown" in bad.output
