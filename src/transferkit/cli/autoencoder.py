@@ -56,13 +56,14 @@ def report(
     bottleneck: int = typer.Option(32, min=1),
     epochs: int = typer.Option(6, min=1),
     denoise_std: float = typer.Option(0.3, min=0.0),
+    batch_size: int = typer.Option(64, min=1),
 ) -> None:
     """Compare PCA and the three un-pooling kinds at equal bottleneck: MSE, kNN accuracy of
     the codes, denoising, reconstruction grid and interpolation PNGs."""
     from transferkit.autoencoders.report import compare_autoencoders, format_summary
 
     result = compare_autoencoders(output, train_size, test_size, bottleneck, epochs,
-                                  denoise_std)
+                                  denoise_std, batch_size)
     console.print(format_summary(result), highlight=False, markup=False)
     console.print(f"wrote {output}/ (summary.txt, report.json, reconstructions.png, "
                   f"interpolations.png, pca_curve.png, models/)", highlight=False)
