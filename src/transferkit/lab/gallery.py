@@ -70,7 +70,7 @@ def _ideal(ctx: GalleryContext, p: dict[str, Any]) -> Made:
     vis = visualize(ctx.backbone, f"class:{p['cls']}", steps=p["steps"], seed=p["seed"],
                     show_progress=False)
     name = ctx.save(vis.image, f"ideal-{p['cls']}.png")
-    top = [(label.split(",")[0], round(prob, 4)) for label, prob in vis.top5]
+    top = ", ".join(f"{label.split(',')[0]} {prob:.1%}" for label, prob in vis.top5)
     return Made([(name, f"the ideal {p['cls']}: {p['steps']} steps from noise")],
                 {"top-5 (re-classified from the PNG)": top,
                  "saturated pixels": f"{saturated_fraction(vis.image):.1%}",
