@@ -101,7 +101,7 @@ def main() -> None:
           f"{'s/image':>8s} {'steps/s':>8s}   (targets: >=90%, <=10%, <=2.00x)")
     for r in rows:
         print(f"{r['name']:8s} {r['top1']:5.0%} n={r['n']:<2d} {r['saturated']:6.1%} "
-              f"(max {r['worst_saturated']:4.0%}) {r['diff']:5.2f}x (max {r['worst_diff']:4.2f})"
+              f"(max {r['worst_saturated']:5.1%}) {r['diff']:5.2f}x (max {r['worst_diff']:4.2f})"
               f" {r['seconds']:8.1f} {r['steps_per_s']:8.1f}")
     for target in ("tabby", None):
         start = time.perf_counter()
