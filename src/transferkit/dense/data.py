@@ -327,14 +327,19 @@ def _read_coco(path: Path) -> tuple[list, list[tuple[Path, str]], list[str]]:
         try:
             if ann.get("iscrowd", 0):
                 continue
-            image_id, bbox = int(ann["image_id"]), [float(v) for v in ann["bbox"]]
-            label = categories[int(ann["category_id"])]
-            file_name = images[image_id]
-            if len(bbox) != 4:
-                raise ValueError(f"bbox has {len(bbox)} numbers, expected x,y,w,h")
+            image_id, category = int(ann["image_id"]), int(ann["category_id"])
+            bbox = [float(v) for v in ann["bbox"]]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            failures.append((where, f"bad COCO annotation ({exc!s:.80})"))
+            failures.append((where, f"bad COCO annotation: needs image_id, category_id and "
+                                    f"bbox ({exc!r:.60})"))
             continue
+        problem = ("" if category in categories else f"unknown category_id {category}") or (
+            "" if image_id in images else f"unknown image_id {image_id}") or (
+            "" if len(bbox) == 4 else f"bbox has {len(bbox)} numbers, expected x,y,w,h")
+        if problem:
+            failures.append((where, f"bad COCO annotation: {problem}"))
+            continue
+        label, file_name = categories[category], images[image_id]
         image = _coco_image_path(path.parent, file_name)
         seen.add(image_id)
         if not image.exists():
