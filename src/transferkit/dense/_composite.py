@@ -244,8 +244,9 @@ def _load_stamp(path: Path, stamps_dir: Path, size: int) -> Stamp | None:
 def _without_shadow(rgba: np.ndarray) -> Image.Image:
     """The alpha channel with drop shadows cleared (some cartoon stamps carry one).
 
-    A shadow is a blob of dark, half-transparent pixels; an opening removes the thin
-    anti-aliased rim of black outlines from that set, so outlines stay in the mask.
+    A shadow is a blob of dark, half-transparent pixels: an opening keeps the blobs' cores
+    (the thin anti-aliased rim of black outlines drops out, so outlines stay in the mask),
+    then each core grows back over the dark soft pixels connected to it.
     """
     from scipy import ndimage
 
@@ -253,7 +254,8 @@ def _without_shadow(rgba: np.ndarray) -> Image.Image:
     dark_and_soft = (alpha >= 128) & (alpha < 230) & (rgba[..., :3].max(-1) < 70)
     if dark_and_soft.sum() < 0.005 * alpha.size:  # too few to hold a shadow: skip the opening
         return Image.fromarray(alpha)
-    shadow = ndimage.binary_opening(dark_and_soft, iterations=2)
+    core = ndimage.binary_opening(dark_and_soft, iterations=2)
+    shadow = ndimage.binary_propagation(core, mask=dark_and_soft)  # and its soft rim
     return Image.fromarray(np.where(shadow, 0, alpha).astype(np.uint8))
 
 
