@@ -136,7 +136,8 @@ def test_classes_txt_and_binary_collapse(tmp_path):
     assert set(np.unique(load_pair(data.samples[0], 3)[1])) == {0, 1, 2, 255}
     collapsed = load_segmentation_folder(tmp_path, binary=True)
     assert collapsed.classes == ["background", "foreground"]
-    assert set(np.unique(load_pair(collapsed.samples[0], 3, binary=True)[1])) == {0, 1, 255}
+    assert set(np.unique(load_pair(collapsed.samples[0], collapsed.n_classes,
+                                   binary=True)[1])) == {0, 1, 255}
 
 
 def test_palette_mask_reads_indices(tmp_path):

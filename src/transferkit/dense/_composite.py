@@ -370,7 +370,9 @@ def _finish(rng: np.random.Generator, blended: np.ndarray) -> np.ndarray:
     image = Image.fromarray(np.clip(blended, 0, 255).round().astype(np.uint8))
     if rng.random() < 0.6:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
-    noisy = np.asarray(image, np.float32) + rng.normal(0, rng.uniform(0, 4), (*blended.shape,))
+    sigma = np.float32(rng.uniform(0, 4))
+    noisy = np.asarray(image, np.float32) + sigma * rng.standard_normal(blended.shape,
+                                                                        np.float32)
     return np.clip(noisy, 0, 255).round().astype(np.uint8)
 
 

@@ -164,9 +164,14 @@ def _collapse(mask: np.ndarray) -> np.ndarray:
 
 def load_pair(sample: MaskSample, n_classes: int, binary: bool = False, *,
               max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, np.ndarray]:
-    """``(RGB image upright per EXIF, uint8 HxW mask)``; ImageLoadError names the bad file."""
+    """``(RGB image upright per EXIF, uint8 HxW mask)``; ImageLoadError names the bad file.
+
+    ``binary=True`` collapses every class but 0 and 255 to 1, so ``n_classes`` may be the
+    collapsed count (2) of a ``load_segmentation_folder(..., binary=True)`` set.
+    """
     image = load_image(sample.image, max_pixels=max_pixels)
-    mask = read_mask(sample.mask, n_classes, white_foreground=sample.white_foreground)
+    mask = read_mask(sample.mask, IGNORE_INDEX if binary else n_classes,
+                     white_foreground=sample.white_foreground)
     if mask.shape != (image.height, image.width):
         raise ImageLoadError(sample.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its "
                                           f"image {sample.image.name} is "
