@@ -265,7 +265,9 @@ def _resize_rgba(rgba: Image.Image, scale: float) -> Image.Image:
     return rgba.convert("RGBa").resize(size, Image.LANCZOS).convert("RGBA")
 
 
+@functools.lru_cache(maxsize=1)  # a second run in one process (tests, notebooks) skips 2 s
 def _load_stamps(tuxpaint_dir: Path, size: int) -> dict[str, list[Stamp]]:
+    """Usable stamps per category (read-only: callers resize and flip copies)."""
     stamps_dir = tuxpaint_dir / "stamps"
     if not stamps_dir.is_dir():
         raise FileNotFoundError(f"{stamps_dir}: Tux Paint stamps not found; install them: "
