@@ -183,6 +183,8 @@ def load_segmentation_folder(root: str | os.PathLike, *, binary: bool = False,
                              max_pixels: int = DEFAULT_MAX_PIXELS) -> SegmentationData:
     """Pair ``root/images/*`` with ``root/masks/<stem>.png`` and check every pair.
 
+    (Images in sub-folders pair with masks at the same relative path under ``masks/``.)
+
     With ``root/classes.txt`` a mask pixel is a class index (255 = ignore). Without it the
     masks must be binary: 0/1 (255 = ignore) when any mask holds a 1, else 0/255 (255 =
     foreground); classes are then ``["background", "foreground"]``. ``binary=True`` collapses
@@ -197,31 +199,35 @@ def load_segmentation_folder(root: str | os.PathLike, *, binary: bool = False,
     classes_file = root / "classes.txt"
     classes = read_classes(classes_file) if classes_file.exists() else None
     failures: list[tuple[Path, str]] = []
-    found: list[tuple[Path, Path, np.ndarray]] = []
+    # (image, mask, the mask's distinct values, its width x height): masks are not kept
+    found: list[tuple[Path, Path, np.ndarray, tuple[int, int]]] = []
     for image_path in list_images(image_dir):
-        mask_path = mask_dir / f"{image_path.stem}.png"
+        mask_path = mask_dir / image_path.relative_to(image_dir).with_suffix(".png")
         if not mask_path.exists():
             failures.append((image_path, f"missing mask {mask_path}"))
             continue
         try:
-            found.append((image_path, mask_path, _mask_values(mask_path)))
+            values = _mask_values(mask_path)
         except ImageLoadError as exc:
             failures.append((mask_path, exc.reason))
+            continue
+        found.append((image_path, mask_path, np.unique(values), (values.shape[1],
+                                                                  values.shape[0])))
     white_foreground = False
     if classes is None:
         classes = list(BINARY_CLASSES)
-        white_foreground = not any(bool((values == 1).any()) for _, _, values in found)
+        white_foreground = not any(1 in values for _, _, values, _ in found)
     samples = []
-    for image_path, mask_path, values in found:
+    for image_path, mask_path, values, mask_size in found:
         sample = MaskSample(image_path, mask_path, white_foreground)
         try:
             if white_foreground:
                 values = np.where(values == IGNORE_INDEX, 1, values)
             _check_values(mask_path, values, len(classes))
             size = load_image(image_path, max_pixels=max_pixels).size
-            if size != (values.shape[1], values.shape[0]):
-                raise ImageLoadError(mask_path, f"mask is {values.shape[1]}x{values.shape[0]} "
-                                                f"but its image {image_path.name} is "
+            if size != mask_size:
+                raise ImageLoadError(mask_path, f"mask is {mask_size[0]}x{mask_size[1]} but its "
+                                                f"image {image_path.name} is "
                                                 f"{size[0]}x{size[1]}")
         except ImageLoadError as exc:
             failures.append((Path(exc.path), exc.reason))
