@@ -316,3 +316,24 @@ def test_composites_are_deterministic_by_seed(tmp_path, composites):
         short = (again / name).read_text().splitlines()
         assert short == (out / name).read_text().splitlines()[:len(short)]
     assert (again / "summary.json").exists()
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_writes_the_fixture_and_says_where(tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "seg"
+    result = runner.invoke(app, ["data", "segmentation", str(out), "--fixture", "--train", "4",
+                                 "--val", "2", "--test", "3", "--size", "48"])
+    assert result.exit_code == 0, result.output
+    assert "train     4 images" in result.output and str(out / "test") in result.output
+    assert len(load_segmentation_folder(out / "test")) == 3
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    refused = runner.invoke(app, ["data", "segmentation", str(tmp_path / "other"), "--fixture"])
+    assert refused.exit_code == 2 and "not a generated dataset" in refused.output

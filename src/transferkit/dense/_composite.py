@@ -24,6 +24,7 @@ from transferkit.utils import atomic_path, progress
 SPLITS = ("train", "val", "test")
 SUMMARY_NAME = "summary.json"
 BOX_HEADER = ["path", "label", "x", "y", "w", "h"]
+MIN_SIDE = 32  # pixels: smaller images leave no room for an object and its context
 
 def box_from_mask(mask: np.ndarray) -> tuple[float, float, float, float]:
     """x, y, w, h of the non-background pixels, as torchvision's masks_to_boxes + xywh."""
@@ -70,6 +71,9 @@ def _write_split(folder: Path, count: int, make: Callable[[int], tuple[np.ndarra
 def _write_dataset(out: Path, counts: dict[str, int], make: Callable[[str, int], tuple],
                    classes: list[str], summary: dict, image_format: str = "png",
                    quality: Callable[[str, int], int] = lambda split, i: 90) -> dict:
+    if summary["size"] < MIN_SIDE or min(counts.values()) < 0:
+        raise InvalidOptionError(f"size must be >= {MIN_SIDE} px and image counts >= 0 "
+                                 f"(got size {summary['size']}, counts {counts})")
     _check_target(out)
     with atomic_path(out) as tmp:
         tmp.mkdir()

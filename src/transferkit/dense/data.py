@@ -413,7 +413,19 @@ def write_composites(out: str | os.PathLike, *, n_train: int = 800, n_val: int =
     objects on unseen scenes; each split's ``sources.csv`` names the stamp and scene of every
     image. ``tuxpaint_dir`` (default /usr/share/tuxpaint or $TRANSFERKIT_TUXPAINT) holds
     ``stamps/`` and ``templates/``. Generated at run time (the stamps are GPL-2: never commit
-    the output); seeded and deterministic.
+    the output); seeded and deterministic (an image depends on seed, split and index only).
+
+    How: stamps that are single-colour glyphs (``colorable``), letters, smaller than 96 px,
+    wire-thin or an opaque rectangle are skipped, as are categories left with fewer than 3
+    stamps. Each image picks a category uniformly (balanced classes), then a stamp of that
+    category from its split, scales it to 30-75 % of the side, mirrors it now and then and
+    pastes it with its soft alpha (premultiplied resize: no fringe) on a random crop of a
+    photo; a quarter of the stamps run off an edge (at least half stays visible). Mask =
+    alpha >= 128 without the stamp's drop shadow; box = the mask's (torchvision
+    masks_to_boxes). A mild blur, pixel noise and a JPEG round trip (quality 70-95) follow.
+    Returns the summary also written to ``summary.json``: ``classes`` and per split its
+    ``images``, ``stamps`` and ``backgrounds`` counts (with their names), ``per_class`` and
+    ``path``.
     """
     from transferkit.dense._composite import write_composite_set
 
