@@ -666,10 +666,11 @@
   function evaluatedTile(row) {
     const line = el("span", { className: "verdict" },
       [row.true + " → ", el("strong", {}, [row.predicted])]);
-    const odds = el("span", { className: "hit-distance" },
+    const odds = el("span", { className: "hit-distance odds" },
       ["p(true) " + (100 * row.probability_true).toFixed(1) + "% · p(pred) " +
-       (100 * row.probability_predicted).toFixed(1) + "% · loss " + row.loss.toFixed(2)]);
-    return tile({ id: row.id, name: row.name, label: row.true }, [line, odds],
+       (100 * row.probability_predicted).toFixed(1) + "%"]);
+    const loss = el("span", { className: "hit-distance" }, ["loss " + row.loss.toFixed(2)]);
+    return tile({ id: row.id, name: row.name, label: row.true }, [line, odds, loss],
                 row.id === null ? null : openFromMap);
   }
 
