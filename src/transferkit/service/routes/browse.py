@@ -135,7 +135,8 @@ async def embedding_map(state: ServiceStateDep) -> Response:
 
 def _map_payload(catalog: ItemCatalog, store) -> bytes:
     points = []
-    for item_id, (x, y) in zip(store.ids.tolist(), np.round(store.xy.astype(np.float64), 4).tolist()):
+    coordinates = np.round(store.xy.astype(np.float64), 4).tolist()
+    for item_id, (x, y) in zip(store.ids.tolist(), coordinates):
         position = catalog.position(item_id)
         if position is not None:
             points.append({"id": item_id, "x": x, "y": y, "label": catalog.label(position)})
