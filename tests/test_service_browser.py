@@ -315,6 +315,18 @@ def test_walk_collection_map_model_duplicates(page, model_server):
         let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
     assert drawn > 500, drawn  # coloured points were painted
     box = page.locator("#map-canvas").bounding_box()
+    # hover over a painted pixel: the tooltip shows that point's thumbnail
+    x, y = page.evaluate("""() => { const c = document.getElementById('map-canvas');
+        const r = c.width / c.clientWidth, d = c.getContext('2d')
+            .getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 200) {
+            const p = (i - 3) / 4; return [(p % c.width) / r + 1, Math.floor(p / c.width) / r + 1]; }
+        return [0, 0]; }""")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    expect(page.locator("#map-tip")).to_be_visible()
+    page.wait_for_function("""() => { const i = document.getElementById('map-tip-image');
+                                      return i.complete && i.naturalWidth > 0; }""")
+    shot(page, "map-hover.png")
     drag(page, box, (0.005, 0.005), (0.995, 0.995))
     expect(page.locator("#map-selection-title")).to_contain_text("125 selected")
     drag(page, box, (0.3, 0.3), (0.7, 0.7))
@@ -323,6 +335,13 @@ def test_walk_collection_map_model_duplicates(page, model_server):
     assert 0 < chosen < 125, title
     expect(page.locator("#map-selection .tile")).to_have_count(chosen)
     shot(page, "map.png")
+    # clicking a point opens it in the collection, with its neighbours
+    page.locator("#map-selection .tile-button").first.click()
+    expect(page.locator("#tab-collection")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#neighbour-list .tile")).to_have_count(12)
+    page.click("#tab-map")
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.locator("#tab-collection")).to_have_attribute("aria-selected", "true")
 
     page.click("#tab-model")
     mistakes = page.locator("#mistakes .tile")

@@ -750,10 +750,13 @@
       threshold.toFixed(2) + (data.total_groups > data.groups.length
         ? " (largest " + data.groups.length + " shown)" : "") + " · " +
       data.elapsed_ms.toFixed(0) + " ms";
+    const SHOWN = 27; // a chain of links can make a group large: its first images are enough
     $("dup-groups").replaceChildren(...data.groups.map((group) => el("li", { className: "dup-group" }, [
       el("div", { className: "hint" }, [group.items.length + " images · widest distance " +
-                                         group.max_distance.toFixed(3)]),
-      el("ul", { className: "grid small" }, group.items.map((item) => tile(item, [], openFromMap))),
+        group.max_distance.toFixed(3) + (group.items.length > SHOWN
+          ? " · first " + SHOWN + " shown (lower the threshold to split it)" : "")]),
+      el("ul", { className: "grid small" },
+         group.items.slice(0, SHOWN).map((item) => tile(item, [], openFromMap))),
     ])));
   }
 
