@@ -11,6 +11,7 @@ numbers are per-request latency, not throughput). Rows, all from the same run:
 * ``/api/health``: the baseline (the cheapest JSON route: what HTTP + FastAPI cost);
 * ``/api/items`` with random offsets, a label filter, a name filter (``q``, a new one each
   request, so nothing is cached), both, and deep offsets;
+* ``/api/duplicates``: the first call (a k-NN search of every item) and a repeat (cached);
 * ``/api/map``: the first computation (start to 200, PCA over every stored vector, the cache
   file written), the same server again (answer kept in memory), and a restarted server
   reading the cache file beside the index.
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per row")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="50 requests per row")
+    parser.add_argument("--no-duplicates", action="store_true",
+                        help="skip /api/duplicates (a k-NN search of every item)")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests = min(args.requests, 50)
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = catalog.label_names
     n = len(catalog)
     rows = []
-    with background_server(app) as base, httpx.Client(base_url=base, timeout=120) as client:
+    with background_server(app) as base, httpx.Client(base_url=base, timeout=600) as client:
         for _ in range(5):
             client.get("/api/health")
             client.get("/api/items")
@@ -134,10 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         points = len(body["points"])
         again = [timed(client, "/api/map")[0] for _ in range(10)]
         rows.append(row("/api/map, same server (kept in memory)", again, f"{points} points"))
+        if not args.no_duplicates:
+            dedupe_ms, found = timed(client, "/api/duplicates", {"threshold": 0.05})
+            rows.append(row("/api/duplicates first (threshold 0.05)", [dedupe_ms],
+                            f"{found.json()['total_groups']} groups; every item searched"))
+            repeat = [timed(client, "/api/duplicates", {"threshold": 0.05})[0]
+                      for _ in range(5)]
+            rows.append(row("/api/duplicates same threshold again", repeat))
     start = time.perf_counter()
     restarted = create_app(index_path=index)
     restart_s = time.perf_counter() - start
-    with background_server(restarted) as base, httpx.Client(base_url=base, timeout=120) as client:
+    with background_server(restarted) as base, httpx.Client(base_url=base, timeout=600) as client:
         cached_first, response = timed(client, "/api/map")
         assert response.json()["cached"] is True
         cached = [timed(client, "/api/map")[0] for _ in range(10)]
