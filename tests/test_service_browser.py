@@ -320,7 +320,8 @@ def test_walk_collection_map_model_duplicates(page, model_server):
         const r = c.width / c.clientWidth, d = c.getContext('2d')
             .getImageData(0, 0, c.width, c.height).data;
         for (let i = 3; i < d.length; i += 4) if (d[i] > 200) {
-            const p = (i - 3) / 4; return [(p % c.width) / r + 1, Math.floor(p / c.width) / r + 1]; }
+            const p = (i - 3) / 4;
+            return [(p % c.width) / r + 1, Math.floor(p / c.width) / r + 1]; }
         return [0, 0]; }""")
     page.mouse.move(box["x"] + x, box["y"] + y)
     expect(page.locator("#map-tip")).to_be_visible()

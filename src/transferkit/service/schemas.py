@@ -165,7 +165,8 @@ class MapResponse(BaseModel):
 
 
 class DuplicateGroupInfo(BaseModel):
-    items: list[ItemDetail]
+    size: int = Field(description="images in the group")
+    items: list[ItemDetail] = Field(description="its first per_group images, by id")
     max_distance: float
 
 

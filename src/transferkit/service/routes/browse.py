@@ -151,15 +151,18 @@ async def duplicates(state: ServiceStateDep,
                      threshold: float = Query(0.1, ge=0, le=2,
                                               description="largest distance (cosine: 1 - "
                                                           "similarity) between duplicates"),
-                     limit: int = Query(50, ge=1, le=500, description="groups to return")
+                     limit: int = Query(50, ge=1, le=500, description="groups to return"),
+                     per_group: int = Query(30, ge=1, le=1000,
+                                            description="images listed per group (links "
+                                                        "chain, so groups can be large)")
                      ) -> DuplicatesResponse:
     """Near-duplicate groups of the index (``transferkit dedupe`` on the indexed vectors),
     largest first; each threshold's answer is kept, so moving a slider back is instant."""
     catalog = _catalog(state)
     start = time.perf_counter()
     groups = await anyio.to_thread.run_sync(state.duplicate_groups, round(threshold, 3))
-    shown = [DuplicateGroupInfo(max_distance=g.max_distance, items=[
-        _detail(catalog, p) for p in (catalog.position(i) for i in g.ids) if p is not None])
-        for g in groups[:limit]]
+    shown = [DuplicateGroupInfo(size=len(g.ids), max_distance=g.max_distance, items=[
+        _detail(catalog, p) for p in (catalog.position(i) for i in g.ids[:per_group])
+        if p is not None]) for g in groups[:limit]]
     return DuplicatesResponse(threshold=threshold, total_groups=len(groups), groups=shown,
                               elapsed_ms=elapsed_ms(start))

@@ -740,7 +740,7 @@
     $("dup-info").textContent = "searching…";
     let data;
     try {
-      data = await fetchJSON("/api/duplicates?limit=60&threshold=" + threshold);
+      data = await fetchJSON("/api/duplicates?limit=60&per_group=27&threshold=" + threshold);
     } catch (err) {
       $("dup-info").textContent = "duplicates unavailable: " + err.message;
       return;
@@ -750,13 +750,12 @@
       threshold.toFixed(2) + (data.total_groups > data.groups.length
         ? " (largest " + data.groups.length + " shown)" : "") + " · " +
       data.elapsed_ms.toFixed(0) + " ms";
-    const SHOWN = 27; // a chain of links can make a group large: its first images are enough
+    // Links chain, so a group can be large: the service lists its first images only.
     $("dup-groups").replaceChildren(...data.groups.map((group) => el("li", { className: "dup-group" }, [
-      el("div", { className: "hint" }, [group.items.length + " images · widest distance " +
-        group.max_distance.toFixed(3) + (group.items.length > SHOWN
-          ? " · first " + SHOWN + " shown (lower the threshold to split it)" : "")]),
-      el("ul", { className: "grid small" },
-         group.items.slice(0, SHOWN).map((item) => tile(item, [], openFromMap))),
+      el("div", { className: "hint" }, [group.size + " images · widest distance " +
+        group.max_distance.toFixed(3) + (group.size > group.items.length
+          ? " · first " + group.items.length + " shown (lower the threshold to split it)" : "")]),
+      el("ul", { className: "grid small" }, group.items.map((item) => tile(item, [], openFromMap))),
     ])));
   }
 
