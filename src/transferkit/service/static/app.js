@@ -667,10 +667,10 @@
     const line = el("span", { className: "verdict" },
       [row.true + " → ", el("strong", {}, [row.predicted])]);
     const odds = el("span", { className: "hit-distance odds" },
-      ["p(true) " + (100 * row.probability_true).toFixed(1) + "% · p(pred) " +
-       (100 * row.probability_predicted).toFixed(1) + "%"]);
-    const loss = el("span", { className: "hit-distance" }, ["loss " + row.loss.toFixed(2)]);
-    return tile({ id: row.id, name: row.name, label: row.true }, [line, odds, loss],
+      ["p(true) " + (100 * row.probability_true).toFixed(1) + "%", el("br"),
+       "p(pred) " + (100 * row.probability_predicted).toFixed(1) + "%", el("br"),
+       "loss " + row.loss.toFixed(2)]);
+    return tile({ id: row.id, name: row.name, label: row.true }, [line, odds],
                 row.id === null ? null : openFromMap);
   }
 
