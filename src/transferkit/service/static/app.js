@@ -785,6 +785,10 @@
       duplicateTimer = setTimeout(loadDuplicates, 250);
     });
     setUpMap();
+    window.addEventListener("hashchange", () => {
+      const wanted = location.hash.slice(1);
+      if (VIEWS.includes(wanted) && !$("tab-" + wanted).hidden) showView(wanted);
+    });
   }
 
   function setUp() {
