@@ -201,3 +201,13 @@ def test_serve_a_folder_indexes_it_first(tmp_path, fashion_mini):
             output, _ = proc.communicate()
     assert (tmp_path / "two-classes.tkindex").is_file()
     assert "indexing" in output and "24/24 images" in output, output
+
+
+def test_a_damaged_predictions_file_costs_only_the_mistakes_view(collection, lite0, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(collection["model"], model)
+    (model / "report" / "predictions.json").write_text('{"split": "test", "paths": [')
+    with TestClient(create_app(model_dir=model, backbone=lite0)) as c:
+        assert c.get("/api/report").status_code == 200
+        missing = c.get("/api/report/mistakes")
+        assert missing.status_code == 404 and "predictions.json" in missing.json()["detail"]

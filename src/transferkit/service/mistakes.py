@@ -4,11 +4,14 @@ written by ``transferkit train``) ranked by loss, and the images of a confusion-
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger("transferkit.service")
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,15 @@ class EvaluationPredictions:
         path = Path(report_dir) / "predictions.json"
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        return cls(data["split"], list(data["classes"]), list(data["paths"]),
-                   list(data["true"]), np.asarray(data["probabilities"]))
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["split"], list(data["classes"]), list(data["paths"]),
+                       list(data["true"]), np.asarray(data["probabilities"]))
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            # a damaged file costs the mistakes view, not the whole service
+            log.warning("%s: unreadable (%s: %s); no mistakes view", path,
+                        exc.__class__.__name__, exc)
+            return None
 
     def __len__(self) -> int:
         return len(self.paths)
