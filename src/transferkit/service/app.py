@@ -31,7 +31,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
                token: str | None = None, engine: str = "torch",
                precision: str = "f32",
                audio_index_path: str | os.PathLike | None = None,
-               audio_model_dir: str | os.PathLike | None = None) -> FastAPI:
+               audio_model_dir: str | os.PathLike | None = None,
+               map_method: str = "pca") -> FastAPI:
     """Load the model/index once, then serve them; bad inputs get 4xx JSON, never a 500.
 
     ``backbone`` may be a name or an already-built :class:`Backbone` (shared, e.g. in tests).
@@ -40,13 +41,15 @@ def create_app(model_dir: str | os.PathLike | None = None,
     build --audio``) and ``audio_model_dir`` (``train --audio``) add /api/search-audio and
     /api/predict-audio. With ``token`` every API route but the health check needs
     ``Authorization: Bearer <token>``. ``engine`` / ``precision`` run every image model call
-    (see :func:`transferkit.runtime.choose_engine`).
+    (see :func:`transferkit.runtime.choose_engine`). ``map_method`` projects the index for
+    /api/map: ``pca`` (scikit-learn) or ``umap`` (needs umap-learn).
     """
     state = load_state(model_dir, index_path, backbone, text_index_path,
                        max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
                        max_pending=max_pending, decode_threads=decode_threads,
                        engine=engine, precision=precision,
-                       audio_index_path=audio_index_path, audio_model_dir=audio_model_dir)
+                       audio_index_path=audio_index_path, audio_model_dir=audio_model_dir,
+                       map_method=map_method)
     app = FastAPI(title="transferkit", version=_version(), lifespan=_stop_engine_at_shutdown,
                   docs_url=None, redoc_url=None,  # Swagger UI needs a CDN; we are offline
                   description="Classify, embed and search images with ImageNet backbones, and "
