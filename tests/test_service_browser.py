@@ -96,7 +96,7 @@ def wait_for_loaded_thumbnails(page, count: int) -> None:
 
 
 def test_upload_shows_predictions_and_similar_images(page, server, photos_dir, tmp_path):
-    page.goto(server + "/")
+    page.goto(server + "/#classify")
     expect(page.locator("#status")).to_contain_text("index: 125 images")
     page.set_input_files("#file-input", str(photos_dir / "chelsea.jpg"))
 
@@ -118,7 +118,7 @@ def test_upload_shows_predictions_and_similar_images(page, server, photos_dir, t
 
 def test_drop_on_the_zone_uploads_the_file(page, server, photos_dir):
     """Exercises the drag-and-drop handler with a real DataTransfer holding a File."""
-    page.goto(server + "/")
+    page.goto(server + "/#classify")
     expect(page.locator("#status")).to_contain_text("index:")
     data = base64.b64encode((photos_dir / "coffee.jpg").read_bytes()).decode()
     page.evaluate("""b64 => {
@@ -142,7 +142,7 @@ def test_bad_file_shows_a_clear_error(page, server, tmp_path):
     # The name is markup on purpose: the page must show it as text, never run it.
     fake = tmp_path / "<img id=injected src=x onerror=alert(1)>holiday.jpg"
     fake.write_text("definitely not a JPEG\n" * 10)
-    page.goto(server + "/")
+    page.goto(server + "/#classify")
     expect(page.locator("#status")).to_contain_text("index:")
     page.set_input_files("#file-input", str(fake))
     error = page.locator("#error")
@@ -154,7 +154,7 @@ def test_bad_file_shows_a_clear_error(page, server, tmp_path):
 
 
 def test_trained_model_predictions_and_report(page, model_server, fashion_mini, tmp_path):
-    page.goto(model_server + "/")
+    page.goto(model_server + "/#model")
     expect(page.locator("#status")).to_contain_text("model: 10 classes")
     report = page.locator("#report")
     report.wait_for(state="visible")
@@ -164,6 +164,7 @@ def test_trained_model_predictions_and_report(page, model_server, fashion_mini, 
                                       return img.complete && img.naturalWidth > 200; }""")
 
     garment = sorted((fashion_mini / "Trouser").glob("*.png"))[0]
+    page.click("#tab-classify")
     page.set_input_files("#file-input", str(garment))
     rows = page.locator("#predictions tbody tr.prediction")
     rows.first.wait_for()
@@ -242,3 +243,125 @@ def test_audio_upload_on_the_page(page, audio_server, tmp_path):
     bad.write_bytes(b"not audio")
     page.set_input_files("#audio-input", str(bad))
     expect(page.locator("#audio-error")).to_contain_text("broken.wav: not readable audio")
+
+
+SHOTS = Path(__file__).resolve().parents[1] / "out" / "webapp"
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+    print("screenshot:", SHOTS / name)
+
+
+def wait_for_thumbnails(page, selector: str, at_least: int) -> None:
+    page.wait_for_function(
+        """([sel, n]) => { const imgs = [...document.querySelectorAll(sel)].slice(0, n);
+                           return imgs.length === n
+                               && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=[selector, at_least])
+
+
+def drag(page, box: dict, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A real mouse drag on the element whose bounding ``box`` is given (fractions of it)."""
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down()
+    for step in range(1, 9):
+        f = step / 8
+        page.mouse.move(box["x"] + (start[0] + f * (end[0] - start[0])) * box["width"],
+                        box["y"] + (start[1] + f * (end[1] - start[1])) * box["height"])
+    page.mouse.up()
+
+
+def test_walk_collection_map_model_duplicates(page, model_server):
+    """The issue's walk: grid -> label filter -> neighbours -> map + box selection -> mistakes."""
+    page.goto(model_server + "/")
+    expect(page.locator("#tab-collection")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#page-info")).to_contain_text("1–120 of 125 images")
+    wait_for_thumbnails(page, "#grid .tile img", 12)
+    expect(page.locator("#label-chips .chip[data-label=Trouser]")).to_contain_text("12")
+
+    page.click("#label-chips .chip[data-label=Trouser]")
+    expect(page.locator("#page-info")).to_contain_text("1–12 of 12 images")
+    assert set(page.locator("#grid .tile-label").all_inner_texts()) == {"Trouser"}
+    wait_for_thumbnails(page, "#grid .tile img", 12)
+    page.fill("#name-filter", "train_000")
+    expect(page.locator("#page-info")).not_to_contain_text("of 12 images")
+    names = page.locator("#grid .tile-name").all_inner_texts()
+    assert names and all("train_000" in n for n in names)
+    page.fill("#name-filter", "")
+    expect(page.locator("#page-info")).to_contain_text("of 12 images")
+
+    page.locator("#grid .tile-button").first.click()
+    neighbours = page.locator("#neighbour-list .tile")
+    expect(neighbours).to_have_count(12)
+    wait_for_thumbnails(page, "#neighbour-list .tile img", 12)
+    labels = page.locator("#neighbour-list .tile-label").all_inner_texts()
+    assert labels.count("Trouser") >= 6, labels  # the model places trousers together
+    assert not page.locator("#selected-path").inner_text().startswith("/")
+    shot(page, "collection.png")
+
+    # keyboard: move right from the first image and open the second one's neighbours
+    page.locator("#grid .tile-button").first.focus()
+    page.keyboard.press("ArrowRight")
+    second = page.locator("#grid .tile-name").nth(1).inner_text()
+    page.keyboard.press("Enter")
+    expect(page.locator("#selected-name")).to_have_text(second)
+
+    page.click("#tab-map")
+    expect(page.locator("#map-info")).to_contain_text("125 images", timeout=60_000)
+    drawn = page.evaluate("""() => { const c = document.getElementById('map-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
+    assert drawn > 500, drawn  # coloured points were painted
+    box = page.locator("#map-canvas").bounding_box()
+    # hover over a painted pixel: the tooltip shows that point's thumbnail
+    x, y = page.evaluate("""() => { const c = document.getElementById('map-canvas');
+        const r = c.width / c.clientWidth, d = c.getContext('2d')
+            .getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 200) {
+            const p = (i - 3) / 4;
+            return [(p % c.width) / r + 1, Math.floor(p / c.width) / r + 1]; }
+        return [0, 0]; }""")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    expect(page.locator("#map-tip")).to_be_visible()
+    page.wait_for_function("""() => { const i = document.getElementById('map-tip-image');
+                                      return i.complete && i.naturalWidth > 0; }""")
+    shot(page, "map-hover.png")
+    drag(page, box, (0.005, 0.005), (0.995, 0.995))
+    expect(page.locator("#map-selection-title")).to_contain_text("125 selected")
+    drag(page, box, (0.3, 0.3), (0.7, 0.7))
+    title = page.locator("#map-selection-title").inner_text()
+    chosen = int(title.split()[0])
+    assert 0 < chosen < 125, title
+    expect(page.locator("#map-selection .tile")).to_have_count(chosen)
+    shot(page, "map.png")
+    # clicking a point opens it in the collection, with its neighbours
+    page.locator("#map-selection .tile-button").first.click()
+    expect(page.locator("#tab-collection")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#neighbour-list .tile")).to_have_count(12)
+    page.click("#tab-map")
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.locator("#tab-collection")).to_have_attribute("aria-selected", "true")
+
+    page.click("#tab-model")
+    mistakes = page.locator("#mistakes .tile")
+    mistakes.first.wait_for()
+    assert "highest loss first" in page.locator("#mistakes-title").inner_text()
+    first = mistakes.first.locator(".verdict").inner_text()
+    true_class, predicted = (part.strip() for part in first.split("→"))
+    assert true_class != predicted
+    page.click(f"#confusion-table button.cell[data-true='{true_class}']"
+               f"[data-pred='{predicted}']")
+    expect(page.locator("#cell-title")).to_contain_text(f"true {true_class}, predicted "
+                                                        f"{predicted}")
+    assert page.locator("#cell-images .tile").count() >= 1
+    wait_for_thumbnails(page, "#mistakes .tile img", 1)
+    shot(page, "model.png")
+
+    page.click("#tab-duplicates")
+    expect(page.locator("#dup-info")).to_contain_text("group(s) within distance 0.10")
+    page.locator("#dup-threshold").fill("0.3")
+    expect(page.locator("#dup-info")).to_contain_text("within distance 0.30")
+    assert page.locator("#dup-groups .dup-group").count() >= 1
+    shot(page, "duplicates.png")

@@ -62,7 +62,10 @@ def _operations() -> list[tuple[str, str]]:
             ("post", "/api/search"), ("get", "/api/search-text"),
             ("get", "/thumbnails/{item_id}"), ("get", "/api/report"),
             ("get", "/api/report/{name}"), ("post", "/api/search-audio"),
-            ("post", "/api/predict-audio"), ("get", "/lab/"), ("get", "/lab/{name}")]
+            ("post", "/api/predict-audio"), ("get", "/api/items"),
+            ("get", "/api/items/{item_id}"), ("get", "/api/items/{item_id}/similar"),
+            ("get", "/api/map"), ("get", "/api/duplicates"), ("get", "/api/report/mistakes"),
+            ("get", "/api/report/confusion"), ("get", "/lab/"), ("get", "/lab/{name}")]
 
 
 # -- values from JSON Schema ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from transferkit.cli._common import (
     friendly_errors,
     precision_option,
     print_runtime,
+    write_and_report_failures,
 )
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -25,10 +26,15 @@ def register(app: typer.Typer) -> None:
 
 @friendly_errors
 def serve(
+    data_folder: Path | None = typer.Argument(
+        None, metavar="[DATA_FOLDER]",
+        help="Images to browse: indexed first when no index exists (written to --index, "
+             "default DATA_FOLDER.tkindex beside the folder), then served."),
     model: Path | None = typer.Option(None, "--model", "-m",
                                       help="Trained model directory (from `transferkit train`)."),
     index: Path | None = typer.Option(None, "--index", "-i",
-                                      help="Image index (from `transferkit index`) for search."),
+                                      help="Image index (from `transferkit index`) for search "
+                                           "and the collection views."),
     text_index: Path | None = typer.Option(None, "--text-index", "-t",
                                            help="Text index (`index build --text`) for text "
                                                 "search."),
@@ -59,9 +65,10 @@ def serve(
 
     from transferkit.service import create_app
 
-    for what, path in (("model", model), ("index", index), ("text index", text_index),
-                       ("audio index", audio_index), ("audio model", audio_model),
-                       ("gallery", gallery)):
+    checked = (("model", model), ("index", None if data_folder else index),
+               ("text index", text_index), ("audio index", audio_index),
+               ("audio model", audio_model), ("gallery", gallery))
+    for what, path in checked:
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: {what} not found")
     if host not in LOOPBACK and not token:
@@ -70,6 +77,8 @@ def serve(
     if token and len(token) < 16:
         err_console.print("[yellow]warning:[/yellow] a token under 16 characters is easy to "
                           "guess")
+    if data_folder is not None:
+        index = index_for_folder(data_folder, index, backbone, engine, precision, max_pixels)
     app = create_app(model_dir=model, index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                      max_image_pixels=max_pixels, text_index_path=text_index, token=token,
@@ -81,3 +90,30 @@ def serve(
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def index_for_folder(folder: Path, index: Path | None, backbone: str, engine: str,
+                     precision: str, max_pixels: int) -> Path:
+    """The index of ``folder``: ``index`` (default ``FOLDER.tkindex``) when it exists, else
+    built now with the service's backbone, progress printed per chunk of files."""
+    from transferkit.search import build_index, describe_spec
+
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder of images")
+    target = index or folder.parent / f"{folder.resolve().name}.tkindex"
+    if target.exists():
+        console.print(f"using the existing index {target} (add new files with `transferkit "
+                      f"index add {target} {folder}`)", highlight=False)
+        return target
+
+    def show(done: int, total: int) -> None:
+        err_console.print(f"indexing {folder}: {done:,}/{total:,} images", highlight=False)
+
+    err_console.print(f"no index yet: indexing {folder} with {backbone} -> {target}",
+                      highlight=False)
+    built = build_index(folder, backbone, output=target, callback=show, engine=engine,
+                        precision=precision, max_pixels=max_pixels)
+    console.print(f"indexed {len(built)} images with {describe_spec(built.spec)} -> {target}",
+                  highlight=False)
+    write_and_report_failures(target, built.failures, built.ignored)
+    return target

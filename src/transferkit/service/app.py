@@ -34,6 +34,7 @@ def create_app(model_dir: str | os.PathLike | None = None,
                precision: str = "f32",
                audio_index_path: str | os.PathLike | None = None,
                audio_model_dir: str | os.PathLike | None = None,
+               map_method: str = "pca",
                gallery_dir: str | os.PathLike | None = None) -> FastAPI:
     """Load the model/index once, then serve them; bad inputs get 4xx JSON, never a 500.
 
@@ -42,9 +43,10 @@ def create_app(model_dir: str | os.PathLike | None = None,
     (from ``transferkit index build --text``) adds text search; ``audio_index_path`` (``index
     build --audio``) and ``audio_model_dir`` (``train --audio``) add /api/search-audio and
     /api/predict-audio. With ``token`` every API route but the health check needs
-    ``Authorization: Bearer <token>``. ``gallery_dir`` (from ``transferkit gallery``) is
-    served at /lab/. ``engine`` / ``precision`` run every image model call
-    (see :func:`transferkit.runtime.choose_engine`).
+    ``Authorization: Bearer <token>``. ``engine`` / ``precision`` run every image model call
+    (see :func:`transferkit.runtime.choose_engine`). ``map_method`` projects the index for
+    /api/map: ``pca`` (scikit-learn) or ``umap`` (needs umap-learn).
+    ``gallery_dir`` (from ``transferkit gallery``) is served at /lab/.
     """
     if gallery_dir is not None and not Path(gallery_dir).is_dir():
         raise FileNotFoundError(f"{gallery_dir}: gallery folder not found")
@@ -52,7 +54,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
                        max_upload_bytes=max_upload_bytes, max_image_pixels=max_image_pixels,
                        max_pending=max_pending, decode_threads=decode_threads,
                        engine=engine, precision=precision,
-                       audio_index_path=audio_index_path, audio_model_dir=audio_model_dir)
+                       audio_index_path=audio_index_path, audio_model_dir=audio_model_dir,
+                       map_method=map_method)
     app = FastAPI(title="transferkit", version=_version(), lifespan=_stop_engine_at_shutdown,
                   docs_url=None, redoc_url=None,  # Swagger UI needs a CDN; we are offline
                   description="Classify, embed and search images with ImageNet backbones, and "

@@ -119,3 +119,76 @@ class ReportResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class Item(BaseModel):
+    id: int
+    name: str = Field(description="file name")
+    label: str | None = Field(description="the folder the file is in, when the index spans "
+                                          "several folders (class-folder layout); else null")
+
+
+class ItemsResponse(BaseModel):
+    total: int = Field(description="items matching the filters")
+    offset: int
+    labels: dict[str, int] = Field(description="label -> number of indexed items (unfiltered)")
+    items: list[Item]
+
+
+class ItemDetail(Item):
+    path: str = Field(description="path relative to the folder all indexed files share "
+                                  "(never the server's absolute path)")
+    thumbnail_url: str
+
+
+class SimilarResponse(BaseModel):
+    item: ItemDetail
+    hits: list[SearchHit] = Field(description="nearest first, the item itself left out; "
+                                              "paths relative, as in ItemDetail")
+    elapsed_ms: float
+
+
+class MapPoint(BaseModel):
+    id: int
+    x: float
+    y: float
+    label: str | None
+
+
+class MapResponse(BaseModel):
+    status: str = Field(description="'ready' (points set), 'computing' (answered with 202; "
+                                    "ask again) or 'failed'")
+    method: str = Field(description="projection: 'pca' or 'umap'")
+    progress: float = Field(ge=0, le=1)
+    cached: bool = Field(False, description="read from the cache file beside the index")
+    points: list[MapPoint] = Field(default_factory=list)
+
+
+class DuplicateGroupInfo(BaseModel):
+    size: int = Field(description="images in the group")
+    items: list[ItemDetail] = Field(description="its first per_group images, by id")
+    max_distance: float
+
+
+class DuplicatesResponse(BaseModel):
+    threshold: float
+    total_groups: int
+    groups: list[DuplicateGroupInfo] = Field(description="largest groups first, at most limit")
+    elapsed_ms: float
+
+
+class EvaluatedImage(BaseModel):
+    id: int | None = Field(description="index id when the image is indexed (has a thumbnail)")
+    name: str
+    true: str
+    predicted: str
+    probability_true: float
+    probability_predicted: float
+    loss: float = Field(description="cross-entropy, -log p(true class)")
+    thumbnail_url: str | None
+
+
+class EvaluatedResponse(BaseModel):
+    split: str
+    total: int
+    items: list[EvaluatedImage]

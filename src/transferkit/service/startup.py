@@ -7,6 +7,7 @@ and the first request is not slow.
 from __future__ import annotations
 
 import os
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ from transferkit.audio import AudioIndex, AudioModel
 from transferkit.backbones import Backbone
 from transferkit.errors import IncompatibleModelError
 from transferkit.features import resolve_backbone
-from transferkit.search import ImageIndex
+from transferkit.search import ImageIndex, duplicate_groups
+from transferkit.service.catalog import ItemCatalog
 from transferkit.service.engine import InferenceEngine
+from transferkit.service.mistakes import EvaluationPredictions
+from transferkit.service.projection import MapStore
 from transferkit.service.schemas import IndexInfo, ModelInfo
 from transferkit.service.state import ServiceState
 from transferkit.service.thumbnails import ThumbnailStore
@@ -30,8 +34,12 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
                max_upload_bytes: int, max_image_pixels: int, max_pending: int,
                decode_threads: int, engine: str = "torch", precision: str = "f32",
                audio_index_path: str | os.PathLike | None = None,
-               audio_model_dir: str | os.PathLike | None = None) -> ServiceState:
-    """Load what the arguments name and wrap it, with the limits, in a :class:`ServiceState`."""
+               audio_model_dir: str | os.PathLike | None = None,
+               map_method: str = "pca") -> ServiceState:
+    """Load what the arguments name and wrap it, with the limits, in a :class:`ServiceState`.
+
+    With an index, the collection's id/name/label arrays are built now (paging 60,000 items
+    then costs milliseconds) and its 2-D map is read from its cache file if one matches."""
     model = TransferModel.load(model_dir) if model_dir is not None else None
     net = resolve_backbone(backbone)
     index = _load_index(index_path, net) if index_path is not None else None
@@ -43,7 +51,14 @@ def load_state(model_dir: str | os.PathLike | None, index_path: str | os.PathLik
                              audio_index=audio_index, audio_model=audio_model)
     thumbs = (ThumbnailStore(dict(zip((int(i) for i in index.ids), index.paths)),
                              max_pixels=max_image_pixels) if index is not None else None)
+    catalog = ItemCatalog.from_index(index) if index is not None else None
     return ServiceState(
+        catalog=catalog,
+        map_store=MapStore(index, index_path, map_method) if index is not None else None,
+        duplicate_groups=(lru_cache(maxsize=16)(partial(duplicate_groups, index.index))
+                          if index is not None else None),
+        predictions=(EvaluationPredictions.load(Path(model.directory or model_dir) / "report")
+                     if model is not None else None),
         engine=engine, backbone_name=net.name, model_info=_model_info(model, model_dir),
         index_info=_index_info(index, index_path, thumbs),
         text_index_info=_encoded_index_info(text_index, text_index_path), thumbnails=thumbs,

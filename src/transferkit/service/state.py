@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 
+from transferkit.service.catalog import ItemCatalog
 from transferkit.service.engine import InferenceEngine
+from transferkit.service.mistakes import EvaluationPredictions
+from transferkit.service.projection import MapStore
 from transferkit.service.schemas import IndexInfo, ModelInfo
 from transferkit.service.thumbnails import ThumbnailStore
 
@@ -31,6 +35,10 @@ class ServiceState:
     max_pending: int  # uploads waiting to be decoded beyond this get 503
     audio_index_info: IndexInfo | None = None
     audio_model_info: ModelInfo | None = None
+    catalog: ItemCatalog | None = None  # the collection view's arrays (with an index)
+    map_store: MapStore | None = None  # the embedding map (with an index)
+    predictions: EvaluationPredictions | None = None  # the model's evaluation (with a model)
+    duplicate_groups: Callable[[float], list] | None = None  # threshold -> groups (cached)
     gallery_dir: str | None = None  # transferkit gallery's output, served under /lab/
 
 

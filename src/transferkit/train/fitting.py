@@ -18,7 +18,7 @@ from transferkit.heads import make_head
 from transferkit.train.data import LabelledImages, Split, load_labelled, stratified_split
 from transferkit.train.features import cached_features
 from transferkit.train.model import TransferModel
-from transferkit.train.report import classification_metrics, write_report
+from transferkit.train.report import classification_metrics, split_predictions, write_report
 
 FROZEN_STRATEGIES = ("linear", "mlp", "logreg", "random_forest", "gradient_boosting")
 BODY_STRATEGIES = ("finetune", "scratch")
@@ -126,6 +126,10 @@ def _fit_frozen(data: LabelledImages, split: Split, classes: list[str], members:
 
     metrics = {"val": metrics_for(val, "val"), "test": metrics_for(test, "test")}
     headline = metrics["test"] if metrics["test"]["n"] else metrics["val"]
+    shown = test if metrics["test"]["n"] else val
+    predictions = split_predictions(
+        [data.paths[i] for i in shown], labels[shown],
+        model._probabilities([f[shown] for f in feats]), classes, headline["split"])
     timing = {"embed_seconds": round(embed_seconds, 2), "fit_seconds": round(fit_seconds, 2)}
     model.manifest = {**info, "metrics": {"accuracy": headline.get("accuracy"),
                                           "split": headline["split"],
@@ -139,7 +143,7 @@ def _fit_frozen(data: LabelledImages, split: Split, classes: list[str], members:
             write_report(tmp, headline, history,
                          {"strategy": strategy, "backbone": model.spec_["name"],
                           "splits": metrics, "timing": timing,
-                          "failures": model.manifest["failures"]})
+                          "failures": model.manifest["failures"]}, predictions)
             model.save(output, trained_bodies=False, report_dir=tmp)
     return model
 

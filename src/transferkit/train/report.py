@@ -41,6 +41,16 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str],
     }
 
 
+def split_predictions(paths: Sequence[str], y_true: Sequence[str], probabilities: np.ndarray,
+                      classes: Sequence[str], split: str) -> dict[str, Any]:
+    """Every evaluated image with its true class and the model's probabilities, so a viewer
+    can rank the mistakes by loss and list the images of a confusion-matrix cell."""
+    return {"split": split, "classes": list(classes), "paths": [str(p) for p in paths],
+            "true": [str(y) for y in y_true],
+            "probabilities": [[float(f"{v:.4g}") for v in row]  # 4 digits keep tiny ones
+                              for row in np.asarray(probabilities, float).tolist()]}
+
+
 def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -109,10 +119,14 @@ def plot_learning_curve(history: Sequence[dict[str, float]], path: str | os.Path
 
 def write_report(directory: str | os.PathLike, metrics: dict[str, Any],
                  history: Sequence[dict[str, float]] | None = None,
-                 extra: dict[str, Any] | None = None) -> Path:
-    """``report.json`` + ``confusion_matrix.png`` (+ ``learning_curve.png`` when epochs exist)."""
+                 extra: dict[str, Any] | None = None,
+                 predictions: dict[str, Any] | None = None) -> Path:
+    """``report.json`` + ``confusion_matrix.png`` (+ ``learning_curve.png`` when epochs exist,
+    + ``predictions.json`` when given: see :func:`split_predictions`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if predictions is not None:
+        atomic_write_text(directory / "predictions.json", json.dumps(predictions))
     report = {**(extra or {}), **metrics, "history": list(history or [])}
     if metrics.get("confusion_matrix"):
         plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"],

@@ -4,11 +4,20 @@
 ``PROTECTED_ROUTERS`` are the ones a token (``create_app(token=...)``) guards.
 """
 
-from transferkit.service.routes import audio, inference, lab, pages, report, search, thumbnails
+from transferkit.service.routes import (
+    audio,
+    browse,
+    inference,
+    lab,
+    pages,
+    report,
+    search,
+    thumbnails,
+)
 
 OPEN_ROUTERS = (pages.router, lab.router)
 PROTECTED_ROUTERS = (inference.router, search.router, audio.router, thumbnails.router,
-                     report.router)
+                     report.router, browse.router)
 ROUTERS = OPEN_ROUTERS + PROTECTED_ROUTERS
 
 __all__ = ["OPEN_ROUTERS", "PROTECTED_ROUTERS", "ROUTERS"]

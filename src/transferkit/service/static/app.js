@@ -101,7 +101,6 @@
       parts.push("text index: " + health.text_index.size + " texts (" +
                  health.text_index.backbone + ")");
       $("text-search").hidden = false;
-      $("text-link").hidden = false;
     }
     if (health.audio_index || health.audio_model) {
       if (health.audio_index) {
@@ -112,11 +111,15 @@
         parts.push("audio model: " + health.audio_model.classes.length + " classes");
       }
       $("audio").hidden = false;
-      $("audio-link").hidden = false;
     }
     $("status").textContent = parts.join(" · ");
     $("limit").textContent = "Any image format, up to " + formatBytes(health.max_upload_bytes) + ".";
     if (health.model) loadReport();
+    $("tab-model").hidden = !health.model;
+    for (const name of ["collection", "map", "duplicates"]) $("tab-" + name).hidden = !health.index;
+    const wanted = location.hash.slice(1);
+    const first = health.index ? "collection" : (health.model ? "model" : "classify");
+    showView(VIEWS.includes(wanted) && !$("tab-" + wanted).hidden ? wanted : first);
   }
 
   const HEADLINE = ["accuracy", "balanced_accuracy", "chance_accuracy", "n", "split",
@@ -176,7 +179,6 @@
       $("report").hidden = false;
       return;
     }
-    $("report-link").hidden = false;
     $("report").hidden = false;
     $("report-model").textContent = data.model.directory + " · classes: " + data.model.classes.join(", ");
     const rows = metricRows(data.report).map(([k, v]) => el("tr", {}, [
@@ -200,6 +202,8 @@
       setImage($("learning-curve"), data.images.learning_curve);
       $("curve-figure").hidden = false;
     }
+    renderConfusion(data.report);
+    loadMistakes();
   }
 
   // -- upload and results -----------------------------------------------------------------
@@ -333,6 +337,460 @@
       a.elapsed_ms.toFixed(0) + " ms").join(" · ");
   }
 
+  // -- views (tabs) ------------------------------------------------------------------------
+  const VIEWS = ["collection", "map", "model", "duplicates", "classify"];
+  const opened = new Set();
+
+  function showView(name) {
+    for (const view of VIEWS) {
+      const active = view === name;
+      $("view-" + view).hidden = !active;
+      $("tab-" + view).setAttribute("aria-selected", String(active));
+      $("tab-" + view).classList.toggle("active", active);
+    }
+    if (location.hash.slice(1) !== name) history.replaceState(null, "", "#" + name);
+    if (opened.has(name)) return;
+    opened.add(name);
+    if (name === "collection") loadItems();
+    if (name === "map") loadMap();
+    if (name === "duplicates") loadDuplicates();
+  }
+
+  const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
+                   "#b07aa1", "#ff9da7", "#9c755f", "#79706e", "#1f77b4", "#2ca02c",
+                   "#d62728", "#9467bd", "#8c564b", "#17becf"];
+  let labelList = [];
+
+  function colourOf(label) {
+    const n = labelList.indexOf(label);
+    return n < 0 ? "#8a8f98" : PALETTE[n % PALETTE.length];
+  }
+
+  function tile(item, extra, onOpen) {
+    // One thumbnail with its name and label; a button, so keyboard and click both open it.
+    const img = el("img", { alt: item.name, width: 96, height: 96, loading: "lazy" });
+    if (item.id !== null && item.id !== undefined) setImage(img, "/thumbnails/" + item.id + "?size=96");
+    const label = el("span", { className: "tile-label" }, [item.label || ""]);
+    if (item.label) label.style.borderColor = colourOf(item.label);
+    const button = el("button", { type: "button", className: "tile-button", title: item.path || item.name },
+      [img, el("span", { className: "tile-name" }, [item.name]), label, ...(extra || [])]);
+    button.dataset.id = item.id;
+    if (onOpen) button.addEventListener("click", () => onOpen(item));
+    return el("li", { className: "tile" }, [button]);
+  }
+
+  // -- collection: paged grid, label chips, name filter, neighbours ------------------------
+  const PAGE = 120;
+  const collection = { offset: 0, label: "", q: "", total: 0, generation: 0 };
+
+  async function loadItems(focusIndex) {
+    const mine = ++collection.generation;
+    const params = new URLSearchParams({ offset: collection.offset, limit: PAGE });
+    if (collection.label) params.set("label", collection.label);
+    if (collection.q) params.set("q", collection.q);
+    let data;
+    try {
+      data = await fetchJSON("/api/items?" + params);
+    } catch (err) {
+      $("page-info").textContent = "cannot list the collection: " + err.message;
+      return;
+    }
+    if (mine !== collection.generation) return;
+    collection.total = data.total;
+    renderChips(data.labels);
+    $("grid").replaceChildren(...data.items.map((item) => tile(item, [], openItem)));
+    const last = Math.min(collection.offset + data.items.length, data.total);
+    $("page-info").textContent = data.total
+      ? (collection.offset + 1) + "–" + last + " of " + data.total + " images"
+      : "no image matches";
+    $("page-prev").disabled = collection.offset === 0;
+    $("page-next").disabled = last >= data.total;
+    if (focusIndex !== undefined) {
+      const buttons = $("grid").querySelectorAll(".tile-button");
+      if (buttons.length) buttons[Math.min(focusIndex, buttons.length - 1)].focus();
+    }
+  }
+
+  function renderChips(counts) {
+    labelList = Object.keys(counts);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const chip = (value, text, count) => {
+      const button = el("button", { type: "button", className: "chip" },
+        [text, el("span", { className: "chip-count" }, [count])]);
+      button.dataset.label = value;
+      button.setAttribute("aria-pressed", String(collection.label === value));
+      if (value) button.style.setProperty("--chip", colourOf(value));
+      button.addEventListener("click", () => {
+        collection.label = value;
+        collection.offset = 0;
+        loadItems();
+      });
+      return button;
+    };
+    $("label-chips").hidden = !labelList.length;
+    $("label-chips").replaceChildren(chip("", "All", total),
+      ...labelList.map((name) => chip(name, name, counts[name])));
+  }
+
+  async function openItem(item) {
+    // An indexed image's neighbours, from its stored vector (no upload, no model call).
+    const panel = $("neighbours");
+    let data;
+    try {
+      data = await fetchJSON("/api/items/" + item.id + "/similar?k=12");
+    } catch (err) {
+      panel.hidden = false;
+      $("neighbour-timing").textContent = "neighbours unavailable: " + err.message;
+      return;
+    }
+    setImage($("selected-image"), data.item.thumbnail_url + "?size=160");
+    $("selected-name").textContent = data.item.name;
+    $("selected-label").textContent = data.item.label || "";
+    $("selected-label").hidden = !data.item.label;
+    $("selected-path").textContent = data.item.path;
+    $("neighbour-list").replaceChildren(...data.hits.map((hit) => {
+      const folders = hit.path.split(/[\\/]/);
+      const shown = { id: hit.id, name: hit.name, path: hit.path,
+                      label: folders.length > 1 ? folders[folders.length - 2] : "" };
+      return tile(shown, [el("span", { className: "hit-distance" },
+                             ["distance " + hit.distance.toFixed(3)])], openItem);
+    }));
+    $("neighbour-timing").textContent = data.hits.length + " neighbours · " +
+      data.elapsed_ms.toFixed(0) + " ms";
+    panel.hidden = false;
+  }
+
+  function gridKeys(event) {
+    // Arrow keys move focus in the grid (rows measured from the layout), Page keys page.
+    const buttons = [...$("grid").querySelectorAll(".tile-button")];
+    const at = buttons.indexOf(document.activeElement);
+    if (event.key === "PageDown" || event.key === "PageUp") {
+      const forward = event.key === "PageDown";
+      const next = collection.offset + (forward ? PAGE : -PAGE);
+      if (next >= 0 && next < collection.total) {
+        collection.offset = next;
+        loadItems(0);
+      }
+      event.preventDefault();
+      return;
+    }
+    if (at < 0) return;
+    const top = buttons[0].getBoundingClientRect().top;
+    const columns = Math.max(1, buttons.filter((b) => b.getBoundingClientRect().top === top).length);
+    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns }[event.key];
+    if (step === undefined) return;
+    event.preventDefault();
+    const target = at + step;
+    if (target >= 0 && target < buttons.length) {
+      buttons[target].focus();
+    } else if (target >= buttons.length && collection.offset + PAGE < collection.total) {
+      collection.offset += PAGE;
+      loadItems(0);
+    } else if (target < 0 && collection.offset > 0) {
+      collection.offset -= PAGE;
+      loadItems(PAGE - 1);
+    }
+  }
+
+  // -- map: canvas scatter, hover thumbnail, click to open, drag a box to select -----------
+  const map = { points: [], screen: null, drag: null, hover: -1 };
+
+  async function loadMap() {
+    let response;
+    try {
+      response = await authorizedFetch("/api/map");
+    } catch (err) {
+      $("map-info").textContent = "map unavailable: " + err.message;
+      return;
+    }
+    if (!response.ok) {
+      $("map-info").textContent = "map unavailable: " + (await errorText(response));
+      $("map-progress-box").hidden = true;
+      return;
+    }
+    const data = await response.json();
+    if (response.status === 202) {
+      $("map-progress-box").hidden = false;
+      $("map-progress").value = data.progress;
+      $("map-progress-text").textContent = "projecting the index (" + data.method + ") … " +
+        Math.round(100 * data.progress) + "%";
+      setTimeout(loadMap, 500);
+      return;
+    }
+    $("map-progress-box").hidden = true;
+    map.points = data.points;
+    const labels = [...new Set(data.points.map((p) => p.label).filter(Boolean))].sort();
+    if (!labelList.length) labelList = labels;
+    $("map-legend").replaceChildren(...labels.map((name) => {
+      const swatch = el("span", { className: "swatch" });
+      swatch.style.background = colourOf(name);
+      return el("span", { className: "legend-item" }, [swatch, name]);
+    }));
+    $("map-info").textContent = data.points.length + " images · " + data.method.toUpperCase() +
+      " projection" + (data.cached ? " (cached)" : "") +
+      " · drag a box to select, click a point to open it";
+    drawMap();
+  }
+
+  function drawMap() {
+    const canvas = $("map-canvas");
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth, height = canvas.clientHeight;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const pad = 14;
+    map.screen = new Float32Array(map.points.length * 2);
+    const radius = map.points.length > 20000 ? 1.2 : map.points.length > 2000 ? 2 : 3.5;
+    ctx.globalAlpha = map.points.length > 2000 ? 0.7 : 0.9;
+    map.points.forEach((p, n) => {
+      const x = pad + (p.x + 1) / 2 * (width - 2 * pad);
+      const y = pad + (1 - (p.y + 1) / 2) * (height - 2 * pad);
+      map.screen[2 * n] = x;
+      map.screen[2 * n + 1] = y;
+      ctx.fillStyle = colourOf(p.label);
+      ctx.fillRect(x - radius, y - radius, 2 * radius, 2 * radius);
+    });
+    ctx.globalAlpha = 1;
+    if (map.hover >= 0) {
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(map.screen[2 * map.hover] - 5, map.screen[2 * map.hover + 1] - 5, 10, 10);
+    }
+    if (map.drag && map.drag.moved) {
+      const d = map.drag;
+      ctx.fillStyle = "rgba(47, 111, 219, 0.12)";
+      ctx.strokeStyle = "#2f6fdb";
+      ctx.lineWidth = 1;
+      ctx.fillRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
+      ctx.strokeRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
+    }
+  }
+
+  function canvasPoint(event) {
+    const box = $("map-canvas").getBoundingClientRect();
+    return [event.clientX - box.left, event.clientY - box.top];
+  }
+
+  function nearestPoint(x, y, within) {
+    let best = -1, bestDistance = within * within;
+    const s = map.screen;
+    if (!s) return -1;
+    for (let n = 0; n < map.points.length; n++) {
+      const dx = s[2 * n] - x, dy = s[2 * n + 1] - y;
+      const d = dx * dx + dy * dy;
+      if (d < bestDistance) { bestDistance = d; best = n; }
+    }
+    return best;
+  }
+
+  async function showTip(n, x, y) {
+    const tip = $("map-tip");
+    if (n < 0) { tip.hidden = true; return; }
+    const point = map.points[n];
+    setImage($("map-tip-image"), "/thumbnails/" + point.id + "?size=96");
+    $("map-tip-text").textContent = (point.label ? point.label + " · " : "") + "id " + point.id;
+    tip.style.left = Math.min(x + 14, $("map-canvas").clientWidth - 130) + "px";
+    tip.style.top = Math.max(y - 60, 0) + "px";
+    tip.hidden = false;
+  }
+
+  function selectBox(d) {
+    const [x0, x1] = [Math.min(d.x0, d.x1), Math.max(d.x0, d.x1)];
+    const [y0, y1] = [Math.min(d.y0, d.y1), Math.max(d.y0, d.y1)];
+    const chosen = [];
+    for (let n = 0; n < map.points.length; n++) {
+      const x = map.screen[2 * n], y = map.screen[2 * n + 1];
+      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) chosen.push(map.points[n]);
+    }
+    const shown = chosen.slice(0, 200);
+    const counts = {};
+    for (const p of chosen) counts[p.label || "?"] = (counts[p.label || "?"] || 0) + 1;
+    const summary = Object.entries(counts).sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => k + " " + v).join(", ");
+    $("map-selection-title").textContent = chosen.length + " selected" +
+      (chosen.length > shown.length ? " (first " + shown.length + " shown)" : "") +
+      (summary ? " · " + summary : "");
+    $("map-selection").replaceChildren(...shown.map((p) =>
+      tile({ id: p.id, name: "id " + p.id, label: p.label }, [], openFromMap)));
+    $("map-selection-panel").hidden = false;
+  }
+
+  async function openFromMap(point) {
+    showView("collection");
+    openItem(point);
+  }
+
+  function setUpMap() {
+    const canvas = $("map-canvas");
+    canvas.addEventListener("mousedown", (event) => {
+      const [x, y] = canvasPoint(event);
+      map.drag = { x0: x, y0: y, x1: x, y1: y, moved: false };
+    });
+    canvas.addEventListener("mousemove", (event) => {
+      const [x, y] = canvasPoint(event);
+      if (map.drag) {
+        map.drag.x1 = x;
+        map.drag.y1 = y;
+        map.drag.moved = map.drag.moved || Math.abs(x - map.drag.x0) + Math.abs(y - map.drag.y0) > 4;
+        $("map-tip").hidden = true;
+        drawMap();
+        return;
+      }
+      const n = nearestPoint(x, y, 8);
+      if (n !== map.hover) {
+        map.hover = n;
+        drawMap();
+        showTip(n, x, y);
+      }
+    });
+    window.addEventListener("mouseup", (event) => {
+      if (!map.drag) return;
+      const d = map.drag;
+      map.drag = null;
+      if (d.moved) {
+        selectBox(d);
+      } else if (event.target === canvas) {
+        const n = nearestPoint(d.x0, d.y0, 8);
+        if (n >= 0) openFromMap(map.points[n]);
+      }
+      drawMap();
+    });
+    canvas.addEventListener("mouseleave", () => { map.hover = -1; $("map-tip").hidden = true; });
+    window.addEventListener("resize", () => { if (map.points.length) drawMap(); });
+  }
+
+  // -- model: clickable confusion matrix and the mistakes ----------------------------------
+  function evaluatedTile(row) {
+    const line = el("span", { className: "verdict" },
+      [row.true + " → ", el("strong", {}, [row.predicted])]);
+    const odds = el("span", { className: "hit-distance odds" },
+      ["p(true) " + (100 * row.probability_true).toFixed(1) + "%", el("br"),
+       "p(pred) " + (100 * row.probability_predicted).toFixed(1) + "%", el("br"),
+       "loss " + row.loss.toFixed(2)]);
+    return tile({ id: row.id, name: row.name, label: row.true }, [line, odds],
+                row.id === null ? null : openFromMap);
+  }
+
+  function renderConfusion(report) {
+    const matrix = report.confusion_matrix, classes = report.classes;
+    if (!matrix || !classes) return;
+    const head = el("tr", {}, [el("th", {}, ["true \\ predicted"]),
+                               ...classes.map((c) => el("th", { scope: "col" }, [c]))]);
+    const rows = matrix.map((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0) || 1;
+      return el("tr", {}, [el("th", { scope: "row" }, [classes[i]]), ...row.map((count, j) => {
+        const cell = el("button", { type: "button", className: "cell", disabled: !count,
+                                    title: classes[i] + " predicted as " + classes[j] },
+                        [count || ""]);
+        const share = count / total;
+        cell.style.background = i === j ? `rgba(47, 111, 219, ${0.15 + 0.7 * share})`
+                                        : `rgba(225, 87, 89, ${count ? 0.2 + 0.7 * share : 0})`;
+        cell.dataset.true = classes[i];
+        cell.dataset.pred = classes[j];
+        cell.addEventListener("click", () => loadCell(classes[i], classes[j]));
+        return el("td", {}, [cell]);
+      })]);
+    });
+    $("confusion-table").replaceChildren(el("thead", {}, [head]), el("tbody", {}, rows));
+    $("confusion-panel").hidden = false;
+  }
+
+  async function loadCell(trueClass, predicted) {
+    const params = new URLSearchParams({ true: trueClass, pred: predicted, limit: 200 });
+    let data;
+    try {
+      data = await fetchJSON("/api/report/confusion?" + params);
+    } catch (err) {
+      $("cell-title").textContent = err.message;
+      $("cell-title").hidden = false;
+      return;
+    }
+    $("cell-title").textContent = data.total + " " + data.split + " image(s): true " + trueClass +
+      ", predicted " + predicted;
+    $("cell-title").hidden = false;
+    $("cell-images").replaceChildren(...data.items.map(evaluatedTile));
+  }
+
+  async function loadMistakes() {
+    let data;
+    try {
+      data = await fetchJSON("/api/report/mistakes?limit=60");
+    } catch (err) {
+      $("mistakes-title").textContent = "Mistakes: " + err.message;
+      $("mistakes-panel").hidden = false;
+      return;
+    }
+    $("mistakes-title").textContent = "Mistakes: " + data.total + " " + data.split +
+      " image(s) the model got wrong, highest loss first" +
+      (data.total > data.items.length ? " (first " + data.items.length + ")" : "");
+    $("mistakes").replaceChildren(...data.items.map(evaluatedTile));
+    $("mistakes-panel").hidden = false;
+  }
+
+  // -- duplicates: groups under an adjustable threshold -----------------------------------
+  let duplicateTimer = null, duplicateGeneration = 0;
+
+  async function loadDuplicates() {
+    const mine = ++duplicateGeneration;
+    const threshold = Number($("dup-threshold").value);
+    $("dup-threshold-value").textContent = threshold.toFixed(2);
+    $("dup-info").textContent = "searching…";
+    let data;
+    try {
+      data = await fetchJSON("/api/duplicates?limit=60&per_group=27&threshold=" + threshold);
+    } catch (err) {
+      $("dup-info").textContent = "duplicates unavailable: " + err.message;
+      return;
+    }
+    if (mine !== duplicateGeneration) return;
+    $("dup-info").textContent = data.total_groups + " group(s) within distance " +
+      threshold.toFixed(2) + (data.total_groups > data.groups.length
+        ? " (largest " + data.groups.length + " shown)" : "") + " · " +
+      data.elapsed_ms.toFixed(0) + " ms";
+    // Links chain, so a group can be large: the service lists its first images only.
+    $("dup-groups").replaceChildren(...data.groups.map((group) => el("li", { className: "dup-group" }, [
+      el("div", { className: "hint" }, [group.size + " images · widest distance " +
+        group.max_distance.toFixed(3) + (group.size > group.items.length
+          ? " · first " + group.items.length + " shown (lower the threshold to split it)" : "")]),
+      el("ul", { className: "grid small" }, group.items.map((item) => tile(item, [], openFromMap))),
+    ])));
+  }
+
+  function setUpViews() {
+    for (const view of VIEWS) $("tab-" + view).addEventListener("click", () => showView(view));
+    $("page-prev").addEventListener("click", () => {
+      collection.offset = Math.max(0, collection.offset - PAGE);
+      loadItems();
+    });
+    $("page-next").addEventListener("click", () => {
+      collection.offset += PAGE;
+      loadItems();
+    });
+    let filterTimer = null;
+    $("name-filter").addEventListener("input", () => {
+      clearTimeout(filterTimer);
+      filterTimer = setTimeout(() => {
+        collection.q = $("name-filter").value.trim();
+        collection.offset = 0;
+        loadItems();
+      }, 200);
+    });
+    $("grid").addEventListener("keydown", gridKeys);
+    $("dup-threshold").addEventListener("input", () => {
+      $("dup-threshold-value").textContent = Number($("dup-threshold").value).toFixed(2);
+      clearTimeout(duplicateTimer);
+      duplicateTimer = setTimeout(loadDuplicates, 250);
+    });
+    setUpMap();
+    window.addEventListener("hashchange", () => {
+      const wanted = location.hash.slice(1);
+      if (VIEWS.includes(wanted) && !$("tab-" + wanted).hidden) showView(wanted);
+    });
+  }
+
   function setUp() {
     $("audio-input").addEventListener("change", () => {
       handleClip($("audio-input").files[0]);
@@ -380,6 +838,7 @@
     // A file dropped outside the zone must not make the browser navigate away from the page.
     window.addEventListener("dragover", (event) => event.preventDefault());
     window.addEventListener("drop", (event) => event.preventDefault());
+    setUpViews();
     loadHealth();
   }
 
