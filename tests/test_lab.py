@@ -120,3 +120,17 @@ def test_gallery_cli_makes_one_picture_and_refuses_unknown_keys(tmp_path):
         tmp_path / "index.html").read_text()
     bad = runner.invoke(app, ["gallery", "-o", str(tmp_path), "--only", "cats"])
     assert bad.exit_code == 2 and "unknown" in bad.output
+
+
+def test_ranking_first_then_visualising_works_on_a_fresh_backbone():
+    """Ranking images converts a fresh backbone's weights (channels-last); done under
+    inference_mode those weights could never be used in a backward pass again."""
+    from transferkit.backbones import create
+    from transferkit.explain import channel_scores, visualize_channels
+
+    fresh = create("efficientnet_lite0")
+    scores = channel_scores(fresh, [sample_photo("coffee")], ["blocks.2"])
+    assert scores["blocks.2"].shape == (1, 40)
+    images = visualize_channels(fresh, "blocks.2", [0, 1], steps=1, size=32, input_size=64,
+                                show_progress=False)
+    assert len(images) == 2

@@ -61,7 +61,8 @@ def load_atlas_images(source: str | os.PathLike | None) -> tuple[list[Image.Imag
     return [img for _, img in loaded], [str(p) for p, _ in loaded]
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: PixelModel may convert the weights here, and
+# inference tensors could then never take part in a later visualisation's backward pass
 def channel_scores(backbone: Backbone, images: Sequence[Image.Image], layers: Sequence[str],
                    batch_size: int = 16) -> dict[str, np.ndarray]:
     """(N, C) mean activation per image and channel for every layer, from one pass over the

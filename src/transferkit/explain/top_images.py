@@ -71,7 +71,8 @@ def _batches_from_arrays(images: np.ndarray, prep, batch_size: int):
         yield [f"#{start + i}" for i in range(len(chunk))], chunk, []
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: PixelModel may convert the weights here, and
+# inference tensors could then never take part in a later visualisation's backward pass
 def top_activating(backbone: Backbone, images: str | os.PathLike | np.ndarray, layer: str,
                    channel: int, k: int = 9, batch_size: int = 32, image_size: int | None = None,
                    show_progress: bool = True) -> TopImages:
