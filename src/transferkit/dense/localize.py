@@ -114,11 +114,8 @@ def _resized(image, size: int, box_xywh: Sequence[float] | None = None):
 
 
 def _normalised_cxcywh(boxes, size: int) -> torch.Tensor:
-    from torchvision import tv_tensors
-    from torchvision.transforms import v2
-
-    xyxy = v2.functional.convert_bounding_box_format(boxes, new_format=tv_tensors.BoundingBoxFormat.XYXY)
-    return box_convert(xyxy.as_subclass(torch.Tensor).float() / size, "xyxy", "cxcywh")[0]
+    """The one XYWH box of a ``BoundingBoxes`` on an S x S canvas as normalised cx, cy, w, h."""
+    return box_convert(boxes.as_subclass(torch.Tensor).float() / size, "xywh", "cxcywh")[0]
 
 
 def _views(pixels, boxes, n_views: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -135,16 +132,16 @@ def _views(pixels, boxes, n_views: int, seed: int) -> list[tuple[torch.Tensor, t
     jitter = v2.Compose([v2.RandomHorizontalFlip(),
                          v2.RandomAffine(degrees=0, translate=(0.15, 0.15), scale=(0.75, 1.15)),
                          v2.ColorJitter(0.3, 0.3, 0.3, 0.03), v2.ClampBoundingBoxes()])
-    area = float(boxes[0, 2] * boxes[0, 3]) if boxes.format.name == "XYWH" else None
+    area = float(boxes[0, 2] * boxes[0, 3])
     torch.manual_seed(seed)
-    while len(out) < n_views:
+    for _ in range(10 * n_views):
+        if len(out) >= n_views:
+            break
         view, moved = jitter(pixels, boxes)
         box = _normalised_cxcywh(moved, size)
-        kept = float(box[2] * box[3]) * size * size
-        if area and kept < 0.6 * area:
-            continue
-        out.append((view.as_subclass(torch.Tensor), box))
-    return out
+        if float(box[2] * box[3]) * size * size >= 0.6 * area:
+            out.append((view.as_subclass(torch.Tensor), box))
+    return out + out[:1] * (n_views - len(out))
 
 
 class _Cache(NamedTuple):
