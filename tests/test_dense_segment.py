@@ -17,7 +17,7 @@ def test_encoder_gives_lite0_maps_at_strides_2_to_32(lite0):
                                                   (112, 8, 8), (320, 4, 4)]
     expected = lite0.model.forward_intermediates(images, indices=5, intermediates_only=True)
     for got, want in zip(maps, expected):
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
 def test_cached_trunk_plus_trained_top_equals_the_whole_encoder(lite0):
@@ -28,7 +28,7 @@ def test_cached_trunk_plus_trained_top_equals_the_whole_encoder(lite0):
     cached = encode_dataset(encoder, images, batch_size=2, dtype=torch.float32)
     live = encoder(images)
     for got, want in zip(encoder.forward_cached(cached), live):
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     encoder.train()
     assert not encoder.units[0].training and encoder.units[-1].training
     for p in encoder.trainable_parameters():  # its own copies: the backbone never changes
