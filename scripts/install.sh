@@ -3,7 +3,7 @@
 # and the package with every extra. Re-running is cheap: a stamp records what was installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="dataset-fashion-mnist tuxpaint-stamps-default fortunes fortunes-min chromium chromium-driver espeak-ng flite"
+APT_PACKAGES="dataset-fashion-mnist tuxpaint-stamps-default tuxpaint-data fortunes fortunes-min chromium chromium-driver espeak-ng flite"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

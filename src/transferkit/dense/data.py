@@ -388,16 +388,18 @@ def write_fixture(out: str | os.PathLike, *, n: int = 24, size: int = 96, seed: 
 
 def write_composites(out: str | os.PathLike, *, n_train: int = 800, n_val: int = 200,
                      n_test: int = 200, size: int = 160, seed: int = 0,
-                     stamps_dir: str | os.PathLike | None = None) -> dict:
+                     tuxpaint_dir: str | os.PathLike | None = None) -> dict:
     """Tux Paint stamps pasted on real background photos, in the user format.
 
     Writes ``out/{train,val,test}/`` with ``images/``, ``masks/`` (class index = stamp
     category + 1, 0 = background), ``classes.txt`` and ``boxes.csv``, plus
     ``out/summary.json``. Stamps and backgrounds are split so that the test set holds unseen
-    objects on unseen scenes. Generated at run time (the stamps are GPL-2: never commit the
-    output); seeded and deterministic.
+    objects on unseen scenes; each split's ``sources.csv`` names the stamp and scene of every
+    image. ``tuxpaint_dir`` (default /usr/share/tuxpaint or $TRANSFERKIT_TUXPAINT) holds
+    ``stamps/`` and ``templates/``. Generated at run time (the stamps are GPL-2: never commit
+    the output); seeded and deterministic.
     """
     from transferkit.dense._composite import write_composite_set
 
     return write_composite_set(Path(out), n_train=n_train, n_val=n_val, n_test=n_test,
-                               size=size, seed=seed, stamps_dir=stamps_dir)
+                               size=size, seed=seed, tuxpaint_dir=tuxpaint_dir)
