@@ -605,25 +605,27 @@ class SegmentationModel:
         masks = self.predict([image for _, image in opened])
         return [(path, mask) for (path, _), mask in zip(opened, masks)], failures
 
-    def evaluate(self, data: SegmentationData) -> dict[str, Any]:
+    def evaluate(self, data: SegmentationData, report: str | os.PathLike | None = None,
+                 split: str = "test") -> dict[str, Any]:
         """Metrics of :func:`segmentation_metrics` at each image's own resolution, plus the
-        pairs skipped (``failures``) and the mean milliseconds per image."""
+        pairs skipped (``failures``) and the mean milliseconds per image. With ``report`` a
+        directory, also writes metrics JSON, per-class IoU, a contact sheet of predictions
+        vs ground truth, the training curve and the confusion matrix there."""
         check_is_fitted(self, "decoder_")
+        if not self.binary_ and len(data.classes) != len(self.classes_):
+            raise ValueError(f"{data.root}: {len(data.classes)} classes, the model has "
+                             f"{len(self.classes_)} ({', '.join(self.classes_)})")
         images, truths, paths, failures = [], [], [], list(data.failures)
         for sample in data.samples:
             try:
                 image, mask = load_pair(sample, _readable_classes(data, self.binary_),
-                                        binary=self.binary_,
-                                        max_pixels=self.max_pixels)
+                                        binary=self.binary_, max_pixels=self.max_pixels)
             except ImageLoadError as exc:
                 failures.append((Path(exc.path), exc.reason))
                 continue
             images.append(image)
             truths.append(mask)
             paths.append(sample.image)
-        if not self.binary_ and len(data.classes) != len(self.classes_):
-            raise ValueError(f"{data.root}: {len(data.classes)} classes, the model has "
-                             f"{len(self.classes_)} ({', '.join(self.classes_)})")
         start = time.perf_counter()
         predicted = self.predict(images)
         seconds = time.perf_counter() - start
@@ -631,6 +633,10 @@ class SegmentationModel:
         metrics["ms_per_image"] = 1000 * seconds / max(len(images), 1)
         metrics["failures"] = [{"path": str(p), "reason": r} for p, r in failures]
         metrics["images"] = [str(p) for p in paths]
+        if report is not None:
+            from transferkit.dense.seg_report import write_report
+
+            write_report(self, metrics, images, truths, predicted, report, split=split)
         return metrics
 
     def parameter_count(self) -> dict[str, int]:
