@@ -183,3 +183,34 @@ def test_onnx_export_matches_torch_where_the_kind_exports(lite0, fixture_data, k
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
     np.testing.assert_allclose(got, model._logits(inputs).numpy(), atol=1e-3)
+
+
+def test_cli_trains_predicts_and_evaluates(tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
+    write_fixture(tmp_path / "data", n=12, size=64, seed=2)
+    model = tmp_path / "seg"
+    runner = CliRunner()
+    result = runner.invoke(app, ["segment", "train", str(tmp_path / "data"), "-o", str(model),
+                                 "--binary", "--image-size", "64", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "foreground IoU" in result.output and (model / "report" / "contact_sheet.png").exists()
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    images = sorted((tmp_path / "data" / "test" / "images").iterdir())[:2]
+    result = runner.invoke(app, ["segment", "predict", str(model), *map(str, images),
+                                 str(tmp_path / "broken.png"), "-o", str(tmp_path / "pred")])
+    assert result.exit_code == 0, result.output
+    assert "broken.png" in result.output
+    mask = np.asarray(Image.open(tmp_path / "pred" / f"{images[0].stem}.mask.png"))
+    assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
+    assert (tmp_path / "pred" / f"{images[1].stem}.overlay.png").exists()
+    result = runner.invoke(app, ["segment", "evaluate", str(model),
+                                 str(tmp_path / "data" / "val")])
+    assert result.exit_code == 0, result.output
+    assert "mIoU" in result.output
+    assert json.loads((model / "evaluation" / "metrics.json").read_text())["n_images"] > 0
+    result = runner.invoke(app, ["segment", "train", str(tmp_path / "nowhere"), "-o",
+                                 str(model)])
+    assert result.exit_code == 2 and "nowhere" in result.output
