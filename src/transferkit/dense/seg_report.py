@@ -16,8 +16,9 @@ from PIL import Image
 from transferkit.dense.data import IGNORE_INDEX
 from transferkit.utils import atomic_path, atomic_write_text
 
-# Foreground classes get these colours in turn (colour-blind-safe Okabe-Ito order).
-PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+# Foreground classes get these colours in turn: saturated magenta first (rare in photos, so a
+# binary mask stands out on orange, green or blue objects alike), then Okabe-Ito colours.
+PALETTE = ["#FF00CC", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#E69F00",
            "#999999"]
 
 
@@ -94,6 +95,7 @@ def plot_training_curve(history: Sequence[dict[str, Any]], path: str | os.PathLi
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax_loss.plot(steps, [h["train_loss"] for h in history], label="train loss")
     ax_loss.plot(steps, [h["val_loss"] for h in history], label="val loss")
+    ax_loss.set_yscale("log")  # the first epochs' validation loss (fresh BatchNorm) is large
     ax_score.plot(steps, [h["val_score"] for h in history], color="C2",
                   label=score_name)
     phases = [h["phase"] for h in history]
