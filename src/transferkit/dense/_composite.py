@@ -8,6 +8,7 @@ that looks complete.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -17,11 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from transferkit.errors import InvalidOptionError
 from transferkit.utils import atomic_path, progress
 
 SPLITS = ("train", "val", "test")
 SUMMARY_NAME = "summary.json"
 BOX_HEADER = ["path", "label", "x", "y", "w", "h"]
+MIN_SIDE = 32  # pixels: smaller images leave no room for an object and its context
 
 def box_from_mask(mask: np.ndarray) -> tuple[float, float, float, float]:
     """x, y, w, h of the non-background pixels, as torchvision's masks_to_boxes + xywh."""
@@ -36,7 +39,7 @@ def _check_target(out: Path) -> None:
     """Refuse to replace a non-empty folder that this module did not write."""
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
                                               and not (out / SUMMARY_NAME).exists())):
-        raise FileExistsError(f"{out}: exists and is not a generated dataset (no "
+        raise InvalidOptionError(f"{out}: exists and is not a generated dataset (no "
                               f"{SUMMARY_NAME}); choose a new folder")
 
 
@@ -68,6 +71,9 @@ def _write_split(folder: Path, count: int, make: Callable[[int], tuple[np.ndarra
 def _write_dataset(out: Path, counts: dict[str, int], make: Callable[[str, int], tuple],
                    classes: list[str], summary: dict, image_format: str = "png",
                    quality: Callable[[str, int], int] = lambda split, i: 90) -> dict:
+    if summary["size"] < MIN_SIDE or min(counts.values()) < 0:
+        raise InvalidOptionError(f"size must be >= {MIN_SIDE} px and image counts >= 0 "
+                                 f"(got size {summary['size']}, counts {counts})")
     _check_target(out)
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -132,8 +138,9 @@ def _fixture_object(rng: np.random.Generator, label: str, side: int,
     return ramp, mask
 
 
-def write_fixture_set(out: Path, *, n: int, size: int, seed: int, n_val: int,
-                      n_test: int) -> dict:
+@functools.lru_cache(maxsize=1)
+def _fashion_pools() -> dict[str, dict[str, np.ndarray]]:
+    """Fashion-MNIST items per split and fixture class (small; kept for repeated calls)."""
     from transferkit.data import load_fashion_mnist
 
     train_images, train_labels = load_fashion_mnist("train", limit=2000)
@@ -142,8 +149,13 @@ def write_fixture_set(out: Path, *, n: int, size: int, seed: int, n_val: int,
     sources = {"train": (train_images, train_labels),
                "val": (test_images[:1000], test_labels[:1000]),
                "test": (test_images[1000:], test_labels[1000:])}
-    pools = {split: {name: images[labels == number] for name, number in _FASHION_LABELS.items()}
-             for split, (images, labels) in sources.items()}
+    return {split: {name: images[labels == number] for name, number in _FASHION_LABELS.items()}
+            for split, (images, labels) in sources.items()}
+
+
+def write_fixture_set(out: Path, *, n: int, size: int, seed: int, n_val: int,
+                      n_test: int) -> dict:
+    pools = _fashion_pools()
 
     def make(split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = _rng(seed, split, index)
@@ -210,10 +222,10 @@ def _load_stamp(path: Path, stamps_dir: Path, size: int) -> Stamp | None:
         return None  # single-colour glyphs for the user to tint / a mirrored duplicate
     try:
         with Image.open(path) as image:
+            if max(image.size) < MIN_STAMP_SIDE:
+                return None  # decided from the header, before decoding
             rgba = image.convert("RGBA")
     except Exception:  # noqa: BLE001 - a broken stamp is skipped like any bad file
-        return None
-    if max(rgba.size) < MIN_STAMP_SIDE:
         return None
     alpha = np.asarray(rgba)[..., 3]
     opaque = alpha >= 128
@@ -223,13 +235,11 @@ def _load_stamp(path: Path, stamps_dir: Path, size: int) -> Stamp | None:
     fill = opaque.sum() / ((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1))
     if not OPAQUE_FILL[0] <= fill <= OPAQUE_FILL[1]:
         return None
-    box = Image.fromarray(alpha).getbbox()
-    rgba, solid = rgba.crop(box), _without_shadow(np.asarray(rgba)).crop(box)
+    rgba = rgba.crop(Image.fromarray(alpha).getbbox())
     limit = 2 * size
     if max(rgba.size) > limit:
-        scale = limit / max(rgba.size)
-        rgba = _resize_rgba(rgba, scale)
-        solid = solid.resize(rgba.size, Image.BILINEAR)
+        rgba = _resize_rgba(rgba, limit / max(rgba.size))
+    solid = _without_shadow(np.asarray(rgba))
     name = path.relative_to(stamps_dir).as_posix()
     mirrorable = "nomirror" not in flags and not name.startswith(NO_MIRROR_FOLDERS)
     return Stamp(name, name.split("/")[0], rgba, solid, mirrorable)
@@ -238,14 +248,18 @@ def _load_stamp(path: Path, stamps_dir: Path, size: int) -> Stamp | None:
 def _without_shadow(rgba: np.ndarray) -> Image.Image:
     """The alpha channel with drop shadows cleared (some cartoon stamps carry one).
 
-    A shadow is a blob of dark, half-transparent pixels; an opening removes the thin
-    anti-aliased rim of black outlines from that set, so outlines stay in the mask.
+    A shadow is a blob of dark, half-transparent pixels: an opening keeps the blobs' cores
+    (the thin anti-aliased rim of black outlines drops out, so outlines stay in the mask),
+    then each core grows back over the dark soft pixels connected to it.
     """
     from scipy import ndimage
 
     alpha = rgba[..., 3]
     dark_and_soft = (alpha >= 128) & (alpha < 230) & (rgba[..., :3].max(-1) < 70)
-    shadow = ndimage.binary_opening(dark_and_soft, iterations=2)
+    if dark_and_soft.sum() < 0.005 * alpha.size:  # too few to hold a shadow: skip the opening
+        return Image.fromarray(alpha)
+    core = ndimage.binary_opening(dark_and_soft, iterations=2)
+    shadow = ndimage.binary_propagation(core, mask=dark_and_soft)  # and its soft rim
     return Image.fromarray(np.where(shadow, 0, alpha).astype(np.uint8))
 
 
@@ -255,7 +269,9 @@ def _resize_rgba(rgba: Image.Image, scale: float) -> Image.Image:
     return rgba.convert("RGBa").resize(size, Image.LANCZOS).convert("RGBA")
 
 
+@functools.lru_cache(maxsize=1)  # a second run in one process (tests, notebooks) skips 2 s
 def _load_stamps(tuxpaint_dir: Path, size: int) -> dict[str, list[Stamp]]:
+    """Usable stamps per category (read-only: callers resize and flip copies)."""
     stamps_dir = tuxpaint_dir / "stamps"
     if not stamps_dir.is_dir():
         raise FileNotFoundError(f"{stamps_dir}: Tux Paint stamps not found; install them: "
@@ -360,7 +376,9 @@ def _finish(rng: np.random.Generator, blended: np.ndarray) -> np.ndarray:
     image = Image.fromarray(np.clip(blended, 0, 255).round().astype(np.uint8))
     if rng.random() < 0.6:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
-    noisy = np.asarray(image, np.float32) + rng.normal(0, rng.uniform(0, 4), (*blended.shape,))
+    sigma = np.float32(rng.uniform(0, 4))
+    noisy = np.asarray(image, np.float32) + sigma * rng.standard_normal(blended.shape,
+                                                                        np.float32)
     return np.clip(noisy, 0, 255).round().astype(np.uint8)
 
 

@@ -164,9 +164,14 @@ def _collapse(mask: np.ndarray) -> np.ndarray:
 
 def load_pair(sample: MaskSample, n_classes: int, binary: bool = False, *,
               max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, np.ndarray]:
-    """``(RGB image upright per EXIF, uint8 HxW mask)``; ImageLoadError names the bad file."""
+    """``(RGB image upright per EXIF, uint8 HxW mask)``; ImageLoadError names the bad file.
+
+    ``binary=True`` collapses every class but 0 and 255 to 1, so ``n_classes`` may be the
+    collapsed count (2) of a ``load_segmentation_folder(..., binary=True)`` set.
+    """
     image = load_image(sample.image, max_pixels=max_pixels)
-    mask = read_mask(sample.mask, n_classes, white_foreground=sample.white_foreground)
+    mask = read_mask(sample.mask, IGNORE_INDEX if binary else n_classes,
+                     white_foreground=sample.white_foreground)
     if mask.shape != (image.height, image.width):
         raise ImageLoadError(sample.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its "
                                           f"image {sample.image.name} is "
@@ -177,6 +182,8 @@ def load_pair(sample: MaskSample, n_classes: int, binary: bool = False, *,
 def load_segmentation_folder(root: str | os.PathLike, *, binary: bool = False,
                              max_pixels: int = DEFAULT_MAX_PIXELS) -> SegmentationData:
     """Pair ``root/images/*`` with ``root/masks/<stem>.png`` and check every pair.
+
+    (Images in sub-folders pair with masks at the same relative path under ``masks/``.)
 
     With ``root/classes.txt`` a mask pixel is a class index (255 = ignore). Without it the
     masks must be binary: 0/1 (255 = ignore) when any mask holds a 1, else 0/255 (255 =
@@ -192,31 +199,35 @@ def load_segmentation_folder(root: str | os.PathLike, *, binary: bool = False,
     classes_file = root / "classes.txt"
     classes = read_classes(classes_file) if classes_file.exists() else None
     failures: list[tuple[Path, str]] = []
-    found: list[tuple[Path, Path, np.ndarray]] = []
+    # (image, mask, the mask's distinct values, its width x height): masks are not kept
+    found: list[tuple[Path, Path, np.ndarray, tuple[int, int]]] = []
     for image_path in list_images(image_dir):
-        mask_path = mask_dir / f"{image_path.stem}.png"
+        mask_path = mask_dir / image_path.relative_to(image_dir).with_suffix(".png")
         if not mask_path.exists():
             failures.append((image_path, f"missing mask {mask_path}"))
             continue
         try:
-            found.append((image_path, mask_path, _mask_values(mask_path)))
+            values = _mask_values(mask_path)
         except ImageLoadError as exc:
             failures.append((mask_path, exc.reason))
+            continue
+        found.append((image_path, mask_path, np.unique(values), (values.shape[1],
+                                                                  values.shape[0])))
     white_foreground = False
     if classes is None:
         classes = list(BINARY_CLASSES)
-        white_foreground = not any(bool((values == 1).any()) for _, _, values in found)
+        white_foreground = not any(1 in values for _, _, values, _ in found)
     samples = []
-    for image_path, mask_path, values in found:
+    for image_path, mask_path, values, mask_size in found:
         sample = MaskSample(image_path, mask_path, white_foreground)
         try:
             if white_foreground:
                 values = np.where(values == IGNORE_INDEX, 1, values)
             _check_values(mask_path, values, len(classes))
             size = load_image(image_path, max_pixels=max_pixels).size
-            if size != (values.shape[1], values.shape[0]):
-                raise ImageLoadError(mask_path, f"mask is {values.shape[1]}x{values.shape[0]} "
-                                                f"but its image {image_path.name} is "
+            if size != mask_size:
+                raise ImageLoadError(mask_path, f"mask is {mask_size[0]}x{mask_size[1]} but its "
+                                                f"image {image_path.name} is "
                                                 f"{size[0]}x{size[1]}")
         except ImageLoadError as exc:
             failures.append((Path(exc.path), exc.reason))
@@ -327,14 +338,19 @@ def _read_coco(path: Path) -> tuple[list, list[tuple[Path, str]], list[str]]:
         try:
             if ann.get("iscrowd", 0):
                 continue
-            image_id, bbox = int(ann["image_id"]), [float(v) for v in ann["bbox"]]
-            label = categories[int(ann["category_id"])]
-            file_name = images[image_id]
-            if len(bbox) != 4:
-                raise ValueError(f"bbox has {len(bbox)} numbers, expected x,y,w,h")
+            image_id, category = int(ann["image_id"]), int(ann["category_id"])
+            bbox = [float(v) for v in ann["bbox"]]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            failures.append((where, f"bad COCO annotation ({exc!s:.80})"))
+            failures.append((where, f"bad COCO annotation: needs image_id, category_id and "
+                                    f"bbox ({exc!r:.60})"))
             continue
+        problem = ("" if category in categories else f"unknown category_id {category}") or (
+            "" if image_id in images else f"unknown image_id {image_id}") or (
+            "" if len(bbox) == 4 else f"bbox has {len(bbox)} numbers, expected x,y,w,h")
+        if problem:
+            failures.append((where, f"bad COCO annotation: {problem}"))
+            continue
+        label, file_name = categories[category], images[image_id]
         image = _coco_image_path(path.parent, file_name)
         seen.add(image_id)
         if not image.exists():
@@ -397,7 +413,19 @@ def write_composites(out: str | os.PathLike, *, n_train: int = 800, n_val: int =
     objects on unseen scenes; each split's ``sources.csv`` names the stamp and scene of every
     image. ``tuxpaint_dir`` (default /usr/share/tuxpaint or $TRANSFERKIT_TUXPAINT) holds
     ``stamps/`` and ``templates/``. Generated at run time (the stamps are GPL-2: never commit
-    the output); seeded and deterministic.
+    the output); seeded and deterministic (an image depends on seed, split and index only).
+
+    How: stamps that are single-colour glyphs (``colorable``), letters, smaller than 96 px,
+    wire-thin or an opaque rectangle are skipped, as are categories left with fewer than 3
+    stamps. Each image picks a category uniformly (balanced classes), then a stamp of that
+    category from its split, scales it to 30-75 % of the side, mirrors it now and then and
+    pastes it with its soft alpha (premultiplied resize: no fringe) on a random crop of a
+    photo; a quarter of the stamps run off an edge (at least half stays visible). Mask =
+    alpha >= 128 without the stamp's drop shadow; box = the mask's (torchvision
+    masks_to_boxes). A mild blur, pixel noise and a JPEG round trip (quality 70-95) follow.
+    Returns the summary also written to ``summary.json``: ``classes`` and per split its
+    ``images``, ``stamps`` and ``backgrounds`` counts (with their names), ``per_class`` and
+    ``path``.
     """
     from transferkit.dense._composite import write_composite_set
 

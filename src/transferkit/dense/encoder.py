@@ -139,9 +139,10 @@ class DenseEncoder(nn.Module):
         """The feature maps from :meth:`forward_frozen`'s output (runs the trainable units)."""
         if self.cache_is_complete:
             return list(cached)
+        x = cached[-1].float()  # the cache may hold float16
         if not self.tap_units:
-            return self.units[0](cached[-1])
-        maps, x = list(cached[:-1]), cached[-1]
+            return self.units[0](x)
+        maps = list(cached[:-1])
         for i in range(self.first_trainable, len(self.units)):
             x = self.units[i](x)
             if i in self.tap_units:
