@@ -77,7 +77,7 @@ def test_onnx_export_matches_torch(fitted, tmp_path):
 
 def test_resume_continues_from_the_checkpoint(boxes_fixture, lite0, tmp_path):
     train, val = boxes_fixture["train"], boxes_fixture["val"]
-    knobs = {**FAST, "epochs": 5, "patience": 99, "augment_views": 2,
+    knobs = {**FAST, "epochs": 5, "patience": 99, "augment": False,
              "checkpoint": tmp_path / "run.ckpt"}
     with pytest.raises(TrainingInterrupted):
         Localizer(lite0, stop_after_epochs=2, **knobs).fit(train, val)
@@ -130,3 +130,27 @@ def test_cli_evaluate_skips_and_lists_bad_rows(fitted, boxes_fixture, tmp_path):
     assert metrics["n"] == len(test.samples) - 1 and len(metrics["failures"]) == 2
     for name in ("overlays.png", "training_curve.png", "predictions.csv"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+
+
+def test_cli_train_then_predict(boxes_fixture, tmp_path):
+    from transferkit.cli import app
+
+    train = boxes_fixture["train"]
+    csv = train.root / "boxes_cli.csv"
+    csv.write_text((train.root / "boxes.csv").read_text() + "images/gone.jpg,bag,0,0,9,9\n")
+    model = tmp_path / "model"
+    result = CliRunner().invoke(app, ["localize", "train", str(csv), "-o", str(model),
+                                      "--image-size", str(SIZE), "--epochs", "4",
+                                      "--no-augment", "--val-fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert "gone.jpg: missing image" in result.output and "accuracy@IoU0.5" in result.output
+    assert (model / "report" / "overlays.png").exists()
+    assert not model.with_name("model.ckpt").exists()  # removed once the model is saved
+    images = [str(s.image) for s in boxes_fixture["test"].samples[:3]]
+    (tmp_path / "not-an-image.txt").write_text("notes")
+    result = CliRunner().invoke(app, ["localize", "predict", str(model), *images,
+                                      str(tmp_path / "not-an-image.txt"), "-o",
+                                      str(tmp_path / "pred"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pred" / "boxes.csv").read_text().count("\n") == 4  # header + 3
+    assert len(list((tmp_path / "pred").glob("*.png"))) == 3

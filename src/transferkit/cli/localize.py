@@ -51,6 +51,8 @@ def train(
     backbone: str = typer.Option("efficientnet_lite0", "--backbone", "-b"),
     image_size: int | None = typer.Option(None, help="Square input size (default: the "
                                           "backbone's); the whole image is resized, no crop."),
+    head: str = typer.Option("grid", help="grid (a box and a centre score per stride-16 "
+                             "cell, soft-argmax) or flat (the maps flattened into an MLP)."),
     epochs: int = typer.Option(60, min=1),
     lr: float = typer.Option(2e-3),
     batch_size: int = typer.Option(32, min=2),
@@ -78,7 +80,7 @@ def train(
     val_data = _load_boxes(val, max_pixels, "validation") if val else None
     test_data = _load_boxes(test, max_pixels, "test") if test else None
     checkpoint = output.with_name(output.name + ".ckpt")
-    model = Localizer(backbone, image_size=image_size, epochs=epochs, lr=lr,
+    model = Localizer(backbone, image_size=image_size, head=head, epochs=epochs, lr=lr,
                       batch_size=batch_size, patience=patience, augment=augment,
                       augment_views=augment_views, val_fraction=val_fraction, seed=seed,
                       checkpoint=checkpoint, resume=resume, stop_after_epochs=stop_after_epochs,
