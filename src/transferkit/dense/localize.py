@@ -697,7 +697,7 @@ def plot_training_curve(history: Sequence[dict[str, Any]], path: str | os.PathLi
                           ("val_score", "val score (IoU, 0 if class wrong)")):
             right.plot(epochs, [row.get(key, np.nan) for row in history], label=name)
         right.set_ylim(0, 1)
-        right.legend(fontsize=8, loc="lower right")
+        right.legend(fontsize=8, loc="upper left")
     best = max(history, key=lambda row: row.get("val_score", -row["train_loss"]))["epoch"]
     for ax in (left, right):
         ax.axvline(best, color="grey", linestyle=":", linewidth=1)
