@@ -154,3 +154,6 @@ def test_cli_train_then_predict(boxes_fixture, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "pred" / "boxes.csv").read_text().count("\n") == 4  # header + 3
     assert len(list((tmp_path / "pred").glob("*.png"))) == 3
+    saved = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert [r["path"] for r in saved["results"]] == images
+    assert all(len(r["box"]) == 4 and r["label"] in train.classes for r in saved["results"])

@@ -121,7 +121,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
     max_pixels: int = MAX_PIXELS,
 ) -> None:
-    """Class, probability and box (x, y, w, h in pixels) per image; overlays + boxes.csv."""
+    """Class, probability and box (x, y, w, h in pixels) per image: an overlay PNG each,
+    boxes.csv and predictions.json in OUTPUT."""
     import csv
 
     from transferkit.data import load_image, scan_images
@@ -150,9 +151,12 @@ def predict(
                  *(f"{v:.1f}" for v in row["box"]), row["overlay"]]
         lines.append(_csv_line(cells, csv))
     atomic_write_text(output / "boxes.csv", "\n".join(lines) + "\n")
+    document = json.dumps({"box_format": "x, y, w, h in pixels of the image", "results": rows,
+                           "failures": [{"path": str(p), "reason": r} for p, r in failures]},
+                          indent=2)
+    atomic_write_text(output / "predictions.json", document + "\n")
     if as_json:
-        print(json.dumps({"results": rows, "failures": [{"path": str(p), "reason": r}
-                                                        for p, r in failures]}, indent=2))
+        print(document)
     else:
         for row in rows:
             x, y, w, h = row["box"]
