@@ -157,3 +157,21 @@ def test_cli_train_then_predict(boxes_fixture, tmp_path):
     saved = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     assert [r["path"] for r in saved["results"]] == images
     assert all(len(r["box"]) == 4 and r["label"] in train.classes for r in saved["results"])
+
+
+def test_fine_tuned_top_block_is_saved_and_the_shared_backbone_untouched(boxes_fixture, lite0,
+                                                                          tmp_path):
+    before = {k: v.clone() for k, v in lite0.model.blocks[6].state_dict().items()}
+    model = Localizer(lite0, **{**FAST, "epochs": 4, "augment": False, "fine_tune_blocks": 1,
+                                "fine_tune_epochs": 2, "patience": 99})
+    model.fit(boxes_fixture["train"], boxes_fixture["val"])
+    assert [row.get("phase") for row in model.history_[-2:]] == ["fine-tune"] * 2
+    for key, value in lite0.model.blocks[6].state_dict().items():
+        assert torch.equal(value, before[key]), key
+    trained = model._trained_encoder_state()
+    assert trained and any(not torch.equal(v, before[k.split(".", 2)[2]])
+                           for k, v in trained.items() if k.split(".", 2)[2] in before)
+    model.save(tmp_path / "ft")
+    assert (tmp_path / "ft" / "encoder.safetensors").exists()
+    paths = [s.image for s in boxes_fixture["test"].samples[:4]]
+    assert Localizer.load(tmp_path / "ft").predict(paths) == model.predict(paths)

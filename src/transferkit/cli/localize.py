@@ -63,6 +63,9 @@ def train(
                                  "(boxes move with it)."),
     augment_views: int = typer.Option(4, min=1, help="Views per training image with --augment "
                                       "(original, mirror, random ones)."),
+    fine_tune_blocks: int = typer.Option(0, min=0, help="After the head: train the top N "
+                                         "blocks of the backbone with it (slower)."),
+    fine_tune_epochs: int = typer.Option(8, min=1, help="Epochs of that phase."),
     val_fraction: float = typer.Option(0.15, help="Held-out share of BOXES without --val."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume/--no-resume", help="Continue from "
@@ -83,6 +86,7 @@ def train(
     model = Localizer(backbone, image_size=image_size, head=head, epochs=epochs, lr=lr,
                       batch_size=batch_size, patience=patience, augment=augment,
                       augment_views=augment_views, val_fraction=val_fraction, seed=seed,
+                      fine_tune_blocks=fine_tune_blocks, fine_tune_epochs=fine_tune_epochs,
                       checkpoint=checkpoint, resume=resume, stop_after_epochs=stop_after_epochs,
                       max_pixels=max_pixels)
     try:

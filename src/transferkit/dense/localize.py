@@ -52,6 +52,7 @@ from transferkit.utils import atomic_path, progress, read_manifest, write_manife
 FORMAT = "transferkit-localizer/1"
 MANIFEST = "manifest.json"
 WEIGHTS = "head.safetensors"
+ENCODER_WEIGHTS = "encoder.safetensors"  # the fine-tuned top blocks, when there are any
 BOX_FORMAT = "cxcywh normalised by image width/height"
 
 
@@ -231,6 +232,8 @@ class Localizer:
                  weight_decay: float = 1e-2, batch_size: int = 32, patience: int = 12,
                  augment: bool = True, augment_views: int = 4, class_weight: float = 1.0,
                  l1_weight: float = 5.0, giou_weight: float = 2.0, val_fraction: float = 0.15,
+                 fine_tune_blocks: int = 0, fine_tune_epochs: int = 8,
+                 fine_tune_lr_factor: float = 0.1,
                  seed: int = 0, checkpoint: str | os.PathLike | None = None,
                  resume: bool = False, stop_after_epochs: int | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -243,11 +246,14 @@ class Localizer:
         self.val_fraction, self.seed = val_fraction, seed
         self.checkpoint, self.resume, self.stop_after_epochs = checkpoint, resume, stop_after_epochs
         self.max_pixels = max_pixels
+        self.fine_tune_blocks, self.fine_tune_epochs = fine_tune_blocks, fine_tune_epochs
+        self.fine_tune_lr_factor = fine_tune_lr_factor
 
     PARAMS = ("backbone", "image_size", "head", "levels", "width", "hidden", "dropout", "epochs",
               "lr", "weight_decay", "batch_size", "patience", "augment", "augment_views",
               "class_weight", "l1_weight", "giou_weight", "val_fraction", "seed", "checkpoint",
-              "resume", "stop_after_epochs", "max_pixels")
+              "resume", "stop_after_epochs", "max_pixels", "fine_tune_blocks",
+              "fine_tune_epochs", "fine_tune_lr_factor")
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.PARAMS}
@@ -266,10 +272,12 @@ class Localizer:
             raise ValueError(f"{data.root}: no training images")
         self.classes_ = sorted({s.label for s in train_samples})
         self.backbone_ = resolve_backbone(self.backbone, self.image_size)
-        self.encoder_ = DenseEncoder(self.backbone_, frozen=True).eval()
+        self.encoder_ = DenseEncoder(self.backbone_, frozen=True,
+                                     train_blocks=self.fine_tune_blocks).eval()
         n_views = max(1, self.augment_views) if self.augment else 1
-        train = self._encode(train_samples, n_views, "train")
-        valid = self._encode(val_samples, 1, "val")
+        train_raw = self._encode(train_samples, n_views, "train")
+        valid_raw = self._encode(val_samples, 1, "val")
+        train, valid = self._completed(train_raw), self._completed(valid_raw)
         if not len(train.labels):
             raise ValueError(f"{data.root}: none of the training images could be read")
         grids = [tuple(m.shape[-2:]) for m in train.maps]
@@ -279,6 +287,8 @@ class Localizer:
         self.channels_ = [int(m.shape[1]) for m in train.maps]
         self.failures_ = train.failures + valid.failures
         self.history_ = self._train(train, valid)
+        if self.fine_tune_blocks:
+            self.history_ += self._fine_tune(train_raw, valid_raw, self.history_)
         self.n_train_, self.n_val_ = len(train.labels) // train.n_views, len(valid.labels)
         self.val_data_ = BoxData(data.root if val is None else val.root, val_samples,
                                  self.classes_, [])
@@ -308,7 +318,7 @@ class Localizer:
 
         def flush() -> None:
             if batch:
-                kept.append(self._maps(torch.stack(batch)))
+                kept.append(self._frozen(torch.stack(batch)))
                 batch.clear()
 
         for number, sample in enumerate(progress(samples, desc=f"encode {what}", unit="img")):
@@ -326,16 +336,42 @@ class Localizer:
                     flush()
         flush()
         maps = [torch.cat(level) for level in zip(*kept)] if kept else \
-            [torch.zeros(0, *m.shape[1:]) for m in self._maps(torch.zeros(1, 3, self._size,
-                                                                          self._size,
-                                                                          dtype=torch.uint8))]
+            [torch.zeros(0, *m.shape[1:]) for m in self._frozen(torch.zeros(
+                1, 3, self._size, self._size, dtype=torch.uint8))]
         return _Cache(maps, torch.stack(boxes) if boxes else torch.zeros(0, 4),
                       torch.as_tensor(labels, dtype=torch.long), n_views, failures)
 
     @torch.inference_mode()
-    def _maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+    def _frozen(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """What never trains, for uint8 pixels: the top ``levels`` maps of a frozen encoder;
+        with ``fine_tune_blocks``, the needed maps below the trained blocks and their input."""
         x = self.backbone_.preprocessing.normalize(pixels.float() / 255.0)
-        return [m.clone() for m in self.encoder_(x)[-self.levels:]]
+        encoder = self.encoder_
+        if encoder.cache_is_complete:
+            return [m.clone() for m in encoder(x)[-self.levels:]]
+        out = encoder.forward_frozen(x)
+        first_needed = len(encoder.channels) - self.levels
+        return [m.clone() for m in out[first_needed:-1] + out[-1:]] if first_needed < \
+            len(out) - 1 else [out[-1].clone()]
+
+    def _top(self, entries: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The head's input maps from :meth:`_frozen`'s output (runs any trained blocks)."""
+        return list(self.encoder_.forward_cached(list(entries)))[-self.levels:]
+
+    @torch.inference_mode()
+    def _maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        return self._top(self._frozen(pixels))
+
+    @torch.inference_mode()
+    def _completed(self, cache: _Cache) -> _Cache:
+        """``cache`` with the head's input maps (the trained blocks run once, in chunks)."""
+        if self.encoder_.cache_is_complete:
+            return cache
+        n = len(cache.labels)
+        parts = [self._top([m[i:i + 256] for m in cache.maps]) for i in range(0, n, 256)]
+        maps = [torch.cat(level) for level in zip(*parts)] if parts else \
+            [torch.zeros(0, *m.shape[1:]) for m in self._top([m[:1] for m in cache.maps])]
+        return cache._replace(maps=maps)
 
     def _loss(self, logits, boxes, labels, targets) -> torch.Tensor:
         known = labels >= 0
@@ -382,6 +418,45 @@ class Localizer:
         self.best_epoch_ = state["best_epoch"]
         return state["history"]
 
+    def _fine_tune(self, train: _Cache, valid: _Cache, history: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+        """Phase 2: the top ``fine_tune_blocks`` blocks train with the head, at
+        ``lr * fine_tune_lr_factor``, from the cached input of those blocks (their BatchNorm
+        statistics stay fixed); early stopping against the best head-only epoch. Not
+        checkpointed: a resumed run repeats this phase."""
+        encoder, head = self.encoder_, self.head_
+        trained = [p for p in encoder.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            [{"params": list(head.parameters()), "base_lr": self.lr * self.fine_tune_lr_factor},
+             {"params": trained, "base_lr": self.lr * self.fine_tune_lr_factor}],
+            lr=self.lr, weight_decay=self.weight_decay)
+
+        def forward(entries: Sequence[torch.Tensor]):
+            encoder.eval()  # BatchNorm of the trained blocks keeps its statistics
+            return head(self._top(entries))
+
+        scores = [row.get("val_score", -row["train_loss"]) for row in history]
+        best_score, best, bad, rows = max(scores, default=-1.0), _snapshot(self), 0, []
+        n_images = len(train.labels) // train.n_views
+        for epoch in range(self.fine_tune_epochs):
+            if bad >= self.patience:
+                break
+            row = self._epoch(train, valid, optimizer, epoch, n_images, forward,
+                              self.fine_tune_epochs)
+            row.update(epoch=len(history) + epoch + 1, phase="fine-tune")
+            rows.append(row)
+            score = row.get("val_score", -row["train_loss"])
+            if score > best_score:
+                best_score, best, bad = score, _snapshot(self), 0
+                self.best_epoch_ = row["epoch"]
+            else:
+                bad += 1
+        head.load_state_dict(best["head"])
+        encoder.load_state_dict(best["encoder"])
+        head.eval()
+        encoder.eval()
+        return rows
+
     def _identity(self, train: _Cache, valid: _Cache) -> dict[str, Any]:
         """What a checkpoint must match to be resumed."""
         return {"classes": self.classes_, "backbone": self.backbone_.spec()["name"],
@@ -390,13 +465,16 @@ class Localizer:
                 "width": self.width, "hidden": self.hidden, "seed": self.seed}
 
     def _epoch(self, train: _Cache, valid: _Cache, optimizer: torch.optim.Optimizer,
-               epoch: int, n_images: int) -> dict[str, Any]:
+               epoch: int, n_images: int, forward=None, epochs: int | None = None
+               ) -> dict[str, Any]:
         """One pass over the images (one random view each); seeded by the epoch number, so a
         resumed run repeats exactly what an uninterrupted one would have done."""
         t0 = time.perf_counter()
         torch.manual_seed(self.seed * 1000 + epoch)
+        forward = forward or self.head_
+        factor = 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs or self.epochs)))
         for group in optimizer.param_groups:
-            group["lr"] = self.lr * 0.5 * (1 + math.cos(math.pi * epoch / max(1, self.epochs)))
+            group["lr"] = group.get("base_lr", self.lr) * factor
         order = torch.randperm(n_images)
         rows = order * train.n_views + torch.randint(train.n_views, (n_images,))
         self.head_.train()
@@ -405,7 +483,7 @@ class Localizer:
             idx = rows[start:start + self.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            logits, boxes = self.head_([m[idx] for m in train.maps])
+            logits, boxes = forward([m[idx] for m in train.maps])
             loss = self._loss(logits, boxes, train.labels[idx], train.boxes[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -414,14 +492,14 @@ class Localizer:
             seen += len(idx)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": total / max(1, seen)}
         if len(valid.labels):
-            row.update(self._val_row(valid))
+            row.update(self._val_row(valid, forward))
         row["seconds"] = round(time.perf_counter() - t0, 3)
         return row
 
     @torch.inference_mode()
-    def _val_row(self, valid: _Cache) -> dict[str, float]:
+    def _val_row(self, valid: _Cache, forward=None) -> dict[str, float]:
         self.head_.eval()
-        logits, boxes = self.head_(valid.maps)
+        logits, boxes = (forward or self.head_)(valid.maps)
         loss = float(self._loss(logits, boxes, valid.labels, valid.boxes))
         pred = box_convert(boxes, "cxcywh", "xyxy").clamp(0, 1)
         true = box_convert(valid.boxes, "cxcywh", "xyxy")
@@ -538,6 +616,8 @@ class Localizer:
             tmp.mkdir()
             save_file({k: v.detach().contiguous() for k, v in self.head_.state_dict().items()},
                       str(tmp / WEIGHTS))
+            if self.fine_tune_blocks:
+                save_file(self._trained_encoder_state(), str(tmp / ENCODER_WEIGHTS))
             params = {k: v for k, v in self.get_params().items()
                       if k not in ("backbone", "checkpoint")}
             write_manifest(tmp, MANIFEST, FORMAT, {
@@ -550,6 +630,13 @@ class Localizer:
                 "failures": [{"path": str(p), "reason": r} for p, r in self.failures_]},
                 default=str)
         return directory
+
+    def _trained_encoder_state(self) -> dict[str, torch.Tensor]:
+        """The fine-tuned blocks' weights (the rest is the registry backbone's)."""
+        first = self.encoder_.first_trainable
+        trained = tuple(f"units.{i}." for i in range(first, len(self.encoder_.units)))
+        return {k: v.detach().contiguous() for k, v in self.encoder_.state_dict().items()
+                if k.startswith(trained)}
 
     def _channels(self) -> list[int]:
         return list(self.channels_)
@@ -564,7 +651,15 @@ class Localizer:
         model = cls(**params)
         model.backbone_ = Backbone.from_spec(manifest["spec"], where=str(directory))
         model.backbone = model.backbone_.name
-        model.encoder_ = DenseEncoder(model.backbone_, frozen=True).eval()
+        model.encoder_ = DenseEncoder(model.backbone_, frozen=True,
+                                      train_blocks=model.fine_tune_blocks).eval()
+        if model.fine_tune_blocks:
+            state = load_file(str(directory / ENCODER_WEIGHTS))
+            missing = set(model._trained_encoder_state()) - set(state)
+            if missing:
+                raise ValueError(f"{directory / ENCODER_WEIGHTS}: lacks {len(missing)} weights "
+                                 f"of the fine-tuned blocks (e.g. {sorted(missing)[0]})")
+            model.encoder_.load_state_dict(state, strict=False)
         model.classes_ = list(manifest["classes"])
         model.grids_ = [list(g) for g in manifest["grids"]]
         model.channels_ = list(manifest["channels"])
@@ -612,7 +707,10 @@ def is_localizer(directory: str | os.PathLike) -> bool:
 
 # -- checkpoints ------------------------------------------------------------------------------
 
-def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
+def _snapshot(net) -> dict:
+    """A copy of a module's weights (a Localizer's: its head's and its encoder's)."""
+    if isinstance(net, Localizer):
+        return {"head": _snapshot(net.head_), "encoder": _snapshot(net.encoder_)}
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
