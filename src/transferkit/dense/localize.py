@@ -384,8 +384,8 @@ class Localizer:
         return loss
 
     def _train(self, train: _Cache, valid: _Cache) -> list[dict[str, Any]]:
-        """Epochs with a cosine learning rate, early stopping on the validation score (mean
-        box IoU, counting an image whose class is wrong as 0), a checkpoint after each."""
+        """Epochs with a cosine learning rate, early stopping on the validation score (the
+        mean of box IoU and class accuracy: both count), a checkpoint after each."""
         head = self.head_
         optimizer = torch.optim.AdamW(head.parameters(), lr=self.lr,
                                       weight_decay=self.weight_decay)
@@ -509,7 +509,7 @@ class Localizer:
         right = logits.argmax(1) == valid.labels
         return {"val_loss": loss, "val_box_iou": float(iou.mean()),
                 "val_class_accuracy": float(right.float().mean()),
-                "val_score": float((iou * right).mean())}
+                "val_score": 0.5 * (float(iou.mean()) + float(right.float().mean()))}
 
     # -- prediction ---------------------------------------------------------------------------
     def _check(self) -> None:
@@ -692,7 +692,8 @@ class Localizer:
         self._check()
         head = sum(p.numel() for p in self.head_.parameters())
         encoder = sum(p.numel() for p in self.encoder_.parameters())
-        return {"trained": head, "total": head + encoder}
+        tuned = sum(p.numel() for p in self.encoder_.parameters() if p.requires_grad)
+        return {"trained": head + tuned, "total": head + encoder}
 
 
 def load_localizer(directory: str | os.PathLike) -> Localizer:
@@ -792,7 +793,7 @@ def plot_training_curve(history: Sequence[dict[str, Any]], path: str | os.PathLi
         left.plot(epochs, [row.get("val_loss", np.nan) for row in history], label="val")
         for key, name in (("val_box_iou", "val box IoU"),
                           ("val_class_accuracy", "val class accuracy"),
-                          ("val_score", "val score (IoU, 0 if class wrong)")):
+                          ("val_score", "val score (mean of the two)")):
             right.plot(epochs, [row.get(key, np.nan) for row in history], label=name)
         right.set_ylim(0, 1)
         right.legend(fontsize=8, loc="upper left")
