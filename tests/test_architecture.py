@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runtime",),
     ("features",),
     ("heads",),
-    ("train", "search", "autoencoders", "explain"),
+    ("train", "search", "autoencoders", "explain", "dense"),
     ("text",),
     ("audio",),
     ("service", "distributed", "loading", "lab"),

@@ -15,6 +15,8 @@ from typing import Any
 from transferkit.audio import AudioIndex, AudioModel
 from transferkit.autoencoders import load_autoencoder
 from transferkit.backbones import Backbone
+from transferkit.dense.localize import Localizer
+from transferkit.dense.segment import SegmentationModel
 from transferkit.features import Embeddings
 from transferkit.heads import ArrayHead
 from transferkit.runtime import OnnxBackbone, read_metadata
@@ -35,6 +37,8 @@ DIRECTORY_FORMATS: dict[str, Callable[[Path], Any]] = {
     "transferkit-head/1": ArrayHead.load,
     "transferkit-autoencoder/1": load_autoencoder,
     "transferkit-text-encoder/1": load_text_encoder,
+    "transferkit-localizer/1": Localizer.load,
+    SegmentationModel.FORMAT: SegmentationModel.load,
 }
 
 
@@ -58,7 +62,8 @@ def artefact_format(path: str | os.PathLike) -> str:
 
 
 def load(path: str | os.PathLike) -> Any:
-    """The object saved at ``path``: a TransferModel, TextModel, AudioModel, Backbone, head,
+    """The object saved at ``path``: a TransferModel, TextModel, AudioModel,
+    SegmentationModel, Backbone, head,
     autoencoder, text encoder, Embeddings table, ImageIndex / TextIndex / AudioIndex, or an
     ONNX session."""
     path = Path(path)
