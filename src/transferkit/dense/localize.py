@@ -425,7 +425,8 @@ class Localizer:
         statistics stay fixed); early stopping against the best head-only epoch. Not
         checkpointed: a resumed run repeats this phase."""
         encoder, head = self.encoder_, self.head_
-        trained = [p for p in encoder.parameters() if p.requires_grad]
+        trained = [p for unit in encoder.units[encoder.first_trainable:]
+                   for p in unit.parameters()]
         optimizer = torch.optim.AdamW(
             [{"params": list(head.parameters()), "base_lr": self.lr * self.fine_tune_lr_factor},
              {"params": trained, "base_lr": self.lr * self.fine_tune_lr_factor}],
@@ -692,7 +693,8 @@ class Localizer:
         self._check()
         head = sum(p.numel() for p in self.head_.parameters())
         encoder = sum(p.numel() for p in self.encoder_.parameters())
-        tuned = sum(p.numel() for p in self.encoder_.parameters() if p.requires_grad)
+        tuned = sum(p.numel() for unit in self.encoder_.units[self.encoder_.first_trainable:]
+                    for p in unit.parameters())
         return {"trained": head + tuned, "total": head + encoder}
 
 
