@@ -28,6 +28,7 @@ SPLITS = ("train", "val", "test")
 
 def torchvision_box(mask: np.ndarray) -> tuple[float, ...]:
     xyxy = masks_to_boxes(torch.from_numpy((mask > 0) & (mask != 255))[None])
+    xyxy = xyxy + torch.tensor([0.0, 0.0, 1.0, 1.0])  # pixel edges: far edge of the last pixel
     return tuple(box_convert(xyxy, "xyxy", "xywh")[0].tolist())
 
 

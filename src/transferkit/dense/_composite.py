@@ -27,11 +27,13 @@ BOX_HEADER = ["path", "label", "x", "y", "w", "h"]
 MIN_SIDE = 32  # pixels: smaller images leave no room for an object and its context
 
 def box_from_mask(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """x, y, w, h of the non-background pixels, as torchvision's masks_to_boxes + xywh."""
+    """x, y, w, h of the non-background pixels in pixel-edge coordinates (COCO's: the box
+    covers columns x .. x + w - 1), so a one-pixel object is 1 x 1, as in dense.boxes."""
     import torch
     from torchvision.ops import box_convert, masks_to_boxes
 
     xyxy = masks_to_boxes(torch.from_numpy((mask > 0) & (mask != 255))[None])
+    xyxy = xyxy + torch.tensor([0.0, 0.0, 1.0, 1.0])  # last pixel index -> its far edge
     return tuple(float(v) for v in box_convert(xyxy, "xyxy", "xywh")[0])
 
 
