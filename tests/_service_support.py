@@ -58,3 +58,26 @@ def trained_model(tmp_path_factory, folder) -> str:
             output=path, num_workers=0, cache=False)
         _BUILT["model"] = str(path)
     return _BUILT["model"]
+
+
+def trained_dense_models(tmp_path_factory, backbone) -> dict[str, str]:
+    """A segmentation model and a localiser trained briefly (64 px, 2 epochs) on the drawn
+    fixture, saved; built once. Also returns the fixture's test images folder."""
+    if "dense" not in _BUILT:
+        from transferkit.dense import load_boxes, load_segmentation_folder, write_fixture
+        from transferkit.dense.localize import Localizer
+        from transferkit.dense.segment import SegmentationModel
+
+        root = tmp_path_factory.mktemp("service-dense")
+        write_fixture(root / "data", n=16, size=64, n_val=4, n_test=4, seed=0)
+        SegmentationModel(backbone, image_size=64, epochs=2, batch_size=8, augment=False,
+                          seed=0).fit(load_segmentation_folder(root / "data" / "train",
+                                                               binary=True)
+                                      ).save(root / "segmenter")
+        Localizer(backbone, image_size=64, epochs=2, augment_views=1, batch_size=16,
+                  seed=0).fit(load_boxes(root / "data" / "train" / "boxes.csv")
+                              ).save(root / "localizer")
+        _BUILT["dense"] = {"segmenter": str(root / "segmenter"),
+                           "localizer": str(root / "localizer"),
+                           "images": str(root / "data" / "test" / "images")}
+    return _BUILT["dense"]
