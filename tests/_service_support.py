@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 from PIL import Image
 
@@ -81,3 +82,26 @@ def trained_dense_models(tmp_path_factory, backbone) -> dict[str, str]:
                            "localizer": str(root / "localizer"),
                            "images": str(root / "data" / "test" / "images")}
     return _BUILT["dense"]
+
+
+def write_gallery(folder) -> None:
+    """A minimal gallery the way ``transferkit gallery`` writes one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 2.6), dpi=80)
+    ax.plot([8, 16, 32, 64], [0.62, 0.78, 0.87, 0.91], marker="o")
+    ax.set(xlabel="kept dimensions", ylabel="precision@5", title="SVD compression")
+    fig.tight_layout()
+    fig.savefig(folder / "svd.png")
+    plt.close(fig)
+    pictures = {"svd": {"title": "SVD compression of embeddings", "command":
+                        "transferkit gallery --only svd", "params": {},
+                        "figures": [["svd.png", "precision@5 against kept dimensions"],
+                                    ["gone.png", "a figure whose file is missing"]],
+                        "numbers": {"dims": [8, 16], "precision_at_5": 0.91}, "seconds": 1.5}}
+    (folder / "gallery.json").write_text(json.dumps({"pictures": pictures}))
+    (folder / "index.html").write_text('<!doctype html><img src="svd.png">')

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from _service_support import jpeg_bytes, trained_dense_models
+from _service_support import jpeg_bytes, trained_dense_models, write_gallery
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -31,7 +31,7 @@ def client(dense, lite0):
 
 
 def _image(dense, n: int = 0) -> tuple[str, bytes]:
-    path = sorted(p for p in __import__("pathlib").Path(dense["images"]).iterdir())[n]
+    path = sorted(Path(dense["images"]).iterdir())[n]
     return path.name, path.read_bytes()
 
 
@@ -108,19 +108,6 @@ def test_a_second_model_of_one_kind_or_a_non_model_is_refused(dense, lite0, tmp_
         create_app(localizer_dir=dense["segmenter"], backbone=lite0)
     with pytest.raises(ValueError, match="not a model the service serves"):
         create_app(model_dir=tmp_path, backbone=lite0)
-
-
-def write_gallery(folder) -> None:
-    """A minimal gallery the way ``transferkit gallery`` writes one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (240, 160), (47, 111, 219)).save(folder / "svd.png")
-    pictures = {"svd": {"title": "SVD compression of embeddings", "command":
-                        "transferkit gallery --only svd", "params": {},
-                        "figures": [["svd.png", "precision@5 against kept dimensions"],
-                                    ["gone.png", "a figure whose file is missing"]],
-                        "numbers": {"dims": [8, 16], "precision_at_5": 0.91}, "seconds": 1.5}}
-    (folder / "gallery.json").write_text(json.dumps({"pictures": pictures}))
-    (folder / "index.html").write_text('<!doctype html><img src="svd.png">')
 
 
 def test_lab_api_lists_the_gallery_pictures(lite0, tmp_path):
