@@ -125,3 +125,20 @@ def test_lab_api_lists_the_gallery_pictures(lite0, tmp_path):
     with TestClient(create_app(backbone=lite0, gallery_dir=tmp_path / "gallery")) as c:
         answer = c.get("/api/lab")
         assert answer.status_code == 404 and "gallery.json" in answer.json()["detail"]
+
+
+def test_serve_sorts_models_by_kind_and_refuses_two_of_one(dense, tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+    from transferkit.cli.serve import models_by_kind
+
+    found = models_by_kind([Path(dense["localizer"]), Path(dense["segmenter"])])
+    assert found == {"localizer": Path(dense["localizer"]),
+                     "segmenter": Path(dense["segmenter"])}
+    twice = CliRunner().invoke(app, ["serve", "--model", dense["segmenter"],
+                                     "--model", dense["segmenter"]])
+    assert twice.exit_code == 2 and "a second segmenter" in twice.output
+    (tmp_path / "manifest.json").write_text('{"format": "transferkit-index/1"}')
+    other = CliRunner().invoke(app, ["serve", "--model", str(tmp_path)])
+    assert other.exit_code == 2 and "not a model the service serves" in other.output
