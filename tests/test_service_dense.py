@@ -106,6 +106,7 @@ def test_a_second_model_of_one_kind_or_a_non_model_is_refused(dense, lite0, tmp_
                    backbone=lite0)
     with pytest.raises(ValueError, match="not a localizer"):
         create_app(localizer_dir=dense["segmenter"], backbone=lite0)
+    (tmp_path / "manifest.json").write_text('{"format": "transferkit-text-model/1"}')
     with pytest.raises(ValueError, match="not a model the service serves"):
         create_app(model_dir=tmp_path, backbone=lite0)
 

@@ -43,6 +43,8 @@ def model_kind(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: model folder not found")
+    if not (path / "manifest.json").is_file():
+        raise FileNotFoundError(f"{path}: no manifest.json (not a saved model folder)")
     found = peek_format(path, ("manifest.json",))
     if found not in MODEL_KINDS:
         raise ValueError(f"{path}: not a model the service serves (manifest format {found!r}; "
