@@ -591,7 +591,8 @@
   }
 
   // -- map: canvas scatter, hover thumbnail, click to open, drag a box to select -----------
-  const map = { points: [], screen: null, drag: null, hover: -1, tool: "box" };
+  const map = { points: [], screen: null, drag: null, hover: -1, tool: "box", selected: null,
+                view: { width: 1, height: 1, pad: 0 } };
 
   async function loadMap() {
     let response;
@@ -640,6 +641,7 @@
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
     const pad = 14;
+    map.view = { width, height, pad };
     map.screen = new Float32Array(map.points.length * 2);
     const radius = map.points.length > 20000 ? 1.2 : map.points.length > 2000 ? 2 : 3.5;
     ctx.globalAlpha = map.points.length > 2000 ? 0.7 : 0.9;
@@ -657,9 +659,11 @@
       ctx.lineWidth = 2;
       ctx.strokeRect(map.screen[2 * map.hover] - 5, map.screen[2 * map.hover + 1] - 5, 10, 10);
     }
-    // the selection being drawn, else the last one (dashed) so it stays clear what is listed
-    const shape = map.drag && map.drag.moved ? map.drag : map.selected;
-    ctx.setLineDash(shape && shape === map.selected ? [5, 4] : []);
+    // the selection being drawn, else the last one (dashed, kept in map coordinates so it
+    // survives a resize) so it stays clear what is listed
+    const drawing = map.drag && map.drag.moved;
+    const shape = drawing ? map.drag : map.selected && { path: map.selected.map(toScreen) };
+    ctx.setLineDash(shape && !drawing ? [5, 4] : []);
     if (shape && shape.path) {
       ctx.fillStyle = "rgba(47, 111, 219, 0.12)";
       ctx.strokeStyle = "#2f6fdb";
@@ -678,6 +682,16 @@
       ctx.strokeRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
     }
     ctx.setLineDash([]);
+  }
+
+  function toData([x, y]) {
+    const { width, height, pad } = map.view;
+    return [(x - pad) / (width - 2 * pad) * 2 - 1, 1 - (y - pad) / (height - 2 * pad) * 2];
+  }
+
+  function toScreen([x, y]) {
+    const { width, height, pad } = map.view;
+    return [pad + (x + 1) / 2 * (width - 2 * pad), pad + (1 - (y + 1) / 2) * (height - 2 * pad)];
   }
 
   function canvasPoint(event) {
@@ -793,7 +807,8 @@
       const d = map.drag;
       map.drag = null;
       if (d.moved) {
-        map.selected = d;
+        map.selected = (d.path || [[d.x0, d.y0], [d.x1, d.y0], [d.x1, d.y1], [d.x0, d.y1]])
+          .map(toData);
         if (d.path) selectLasso(d.path); else selectBox(d);
       } else if (event.target === canvas) {
         const n = nearestPoint(d.x0, d.y0, 8);
@@ -805,10 +820,7 @@
       radio.addEventListener("change", () => { if (radio.checked) map.tool = radio.value; });
     }
     canvas.addEventListener("mouseleave", () => { map.hover = -1; $("map-tip").hidden = true; });
-    window.addEventListener("resize", () => {
-      map.selected = null; // drawn in the old size's pixels
-      if (map.points.length) drawMap();
-    });
+    window.addEventListener("resize", () => { if (map.points.length) drawMap(); });
   }
 
   // -- model: clickable confusion matrix and the mistakes ----------------------------------
