@@ -963,6 +963,12 @@
     });
     const denseZone = $("dense-zone");
     denseZone.addEventListener("dragover", (event) => { event.preventDefault(); });
+    denseZone.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        $("dense-input").click();
+      }
+    });
     denseZone.addEventListener("drop", (event) => {
       event.preventDefault();
       const files = event.dataTransfer && event.dataTransfer.files;
