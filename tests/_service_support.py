@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 from PIL import Image
 
@@ -58,3 +59,49 @@ def trained_model(tmp_path_factory, folder) -> str:
             output=path, num_workers=0, cache=False)
         _BUILT["model"] = str(path)
     return _BUILT["model"]
+
+
+def trained_dense_models(tmp_path_factory, backbone) -> dict[str, str]:
+    """A segmentation model and a localiser trained briefly (64 px, 2 epochs) on the drawn
+    fixture, saved; built once. Also returns the fixture's test images folder."""
+    if "dense" not in _BUILT:
+        from transferkit.dense import load_boxes, load_segmentation_folder, write_fixture
+        from transferkit.dense.localize import Localizer
+        from transferkit.dense.segment import SegmentationModel
+
+        root = tmp_path_factory.mktemp("service-dense")
+        write_fixture(root / "data", n=16, size=64, n_val=4, n_test=4, seed=0)
+        SegmentationModel(backbone, image_size=64, epochs=2, batch_size=8, augment=False,
+                          seed=0).fit(load_segmentation_folder(root / "data" / "train",
+                                                               binary=True)
+                                      ).save(root / "segmenter")
+        Localizer(backbone, image_size=64, epochs=2, augment_views=1, batch_size=16,
+                  seed=0).fit(load_boxes(root / "data" / "train" / "boxes.csv")
+                              ).save(root / "localizer")
+        _BUILT["dense"] = {"segmenter": str(root / "segmenter"),
+                           "localizer": str(root / "localizer"),
+                           "images": str(root / "data" / "test" / "images")}
+    return _BUILT["dense"]
+
+
+def write_gallery(folder) -> None:
+    """A minimal gallery the way ``transferkit gallery`` writes one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 2.6), dpi=80)
+    ax.plot([8, 16, 32, 64], [0.62, 0.78, 0.87, 0.91], marker="o")
+    ax.set(xlabel="kept dimensions", ylabel="precision@5", title="SVD compression")
+    fig.tight_layout()
+    fig.savefig(folder / "svd.png")
+    plt.close(fig)
+    pictures = {"svd": {"title": "SVD compression of embeddings", "command":
+                        "transferkit gallery --only svd", "params": {},
+                        "figures": [["svd.png", "precision@5 against kept dimensions"],
+                                    ["gone.png", "a figure whose file is missing"]],
+                        "numbers": {"dims": [8, 16], "precision_at_5": 0.91}, "seconds": 1.5}}
+    (folder / "gallery.json").write_text(json.dumps({"pictures": pictures}))
+    (folder / "index.html").write_text('<!doctype html><img src="svd.png">')

@@ -12,7 +12,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from _service_support import built_index, live_server, trained_model
+from _service_support import (
+    built_index,
+    live_server,
+    trained_dense_models,
+    trained_model,
+    write_gallery,
+)
 
 from transferkit.service import create_app
 
@@ -273,6 +279,32 @@ def drag(page, box: dict, start: tuple[float, float], end: tuple[float, float]) 
     page.mouse.up()
 
 
+def drag_segment(page, box: dict, start, end, first: bool, last: bool) -> None:
+    """One stroke of a freehand mouse path (button pressed at the first, released at the last)."""
+    if first:
+        page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+        page.mouse.down()
+    for step in range(1, 7):
+        f = step / 6
+        page.mouse.move(box["x"] + (start[0] + f * (end[0] - start[0])) * box["width"],
+                        box["y"] + (start[1] + f * (end[1] - start[1])) * box["height"])
+    if last:
+        page.mouse.up()
+
+
+def points_in_triangle(page, box: dict, corners) -> int:
+    """How many /api/map points the page draws inside the triangle ``corners`` (fractions of
+    the canvas), counted here with matplotlib's point-in-polygon, not the page's."""
+    from matplotlib.path import Path as Polygon
+
+    points = page.evaluate("() => fetch('/api/map').then(r => r.json()).then(d => d.points)")
+    pad, width, height = 14, box["width"], box["height"]
+    screen = [(pad + (p["x"] + 1) / 2 * (width - 2 * pad),
+               pad + (1 - (p["y"] + 1) / 2) * (height - 2 * pad)) for p in points]
+    polygon = Polygon([(x * width, y * height) for x, y in corners])
+    return int(polygon.contains_points(screen).sum())
+
+
 def test_walk_collection_map_model_duplicates(page, model_server):
     """The issue's walk: grid -> label filter -> neighbours -> map + box selection -> mistakes."""
     page.goto(model_server + "/")
@@ -336,6 +368,19 @@ def test_walk_collection_map_model_duplicates(page, model_server):
     assert 0 < chosen < 125, title
     expect(page.locator("#map-selection .tile")).to_have_count(chosen)
     shot(page, "map.png")
+    # lasso: a freehand triangle (the map's lower-left half) lists exactly the points inside
+    page.check("#tool-lasso")
+    loop = [(0.005, 0.005), (0.995, 0.995), (0.005, 0.995)]
+    for n, (start, end) in enumerate(zip(loop, loop[1:])):
+        drag_segment(page, box, start, end, first=n == 0, last=n == len(loop) - 2)
+    title = page.locator("#map-selection-title").inner_text()
+    lassoed = int(title.split()[0])
+    expected = points_in_triangle(page, box, loop)
+    assert 0 < lassoed < 125 and abs(lassoed - expected) <= 2, (title, expected)
+    names = page.locator("#map-selection .tile-name").all_inner_texts()
+    assert len(names) == lassoed and all(n.endswith((".png", ".jpg")) for n in names), names
+    shot(page, "map-lasso.png")
+    page.check("#tool-box")
     # clicking a point opens it in the collection, with its neighbours
     page.locator("#map-selection .tile-button").first.click()
     expect(page.locator("#tab-collection")).to_have_attribute("aria-selected", "true")
@@ -365,3 +410,50 @@ def test_walk_collection_map_model_duplicates(page, model_server):
     expect(page.locator("#dup-info")).to_contain_text("within distance 0.30")
     assert page.locator("#dup-groups .dup-group").count() >= 1
     shot(page, "duplicates.png")
+
+
+@pytest.fixture(scope="module")
+def dense_server(tmp_path_factory, lite0):
+    models = trained_dense_models(tmp_path_factory, lite0)
+    gallery = tmp_path_factory.mktemp("browser-gallery")
+    write_gallery(gallery)
+    app = create_app(model_dir=models["segmenter"], localizer_dir=models["localizer"],
+                     gallery_dir=gallery, backbone=lite0)
+    with live_server(app) as url:
+        yield url, Path(models["images"])
+
+
+def test_no_gallery_no_dense_model_no_tabs(page, server):
+    page.goto(server + "/")
+    expect(page.locator("#status")).to_contain_text("index:")
+    expect(page.locator("#tab-collection")).to_be_visible()
+    assert page.locator("#tab-lab").is_hidden() and page.locator("#tab-dense").is_hidden()
+
+
+def test_dense_overlays_and_the_lab_tab(page, dense_server):
+    url, images = dense_server
+    page.goto(url + "/")
+    # no index and no classifier: the page opens on the dense view
+    expect(page.locator("#tab-dense")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#status")).to_contain_text("segmenter: 2 classes")
+    picture = sorted(images.iterdir())[0]
+    page.set_input_files("#dense-input", str(picture))
+    for overlay in ("#segment-overlay", "#localize-overlay"):
+        page.wait_for_function("""sel => { const i = document.querySelector(sel);
+            return i.offsetParent !== null && i.complete && i.naturalWidth > 0; }""",
+                               arg=overlay)
+    assert page.locator("#dense-original").evaluate("i => i.naturalWidth") == 64
+    assert page.locator("#localize-overlay").evaluate("i => i.naturalWidth") == 320
+    expect(page.locator("#segment-fractions li")).to_have_count(2)
+    expect(page.locator("#localize-caption")).to_contain_text("box x ")
+    assert page.locator("#dense-error").is_hidden()
+    shot(page, "dense.png")
+
+    page.click("#tab-lab")
+    card = page.locator("#lab-pictures .lab-picture")
+    expect(card).to_have_count(1)
+    expect(card.locator("h3")).to_have_text("SVD compression of embeddings")
+    expect(card.locator("figcaption")).to_have_text("precision@5 against kept dimensions")
+    wait_for_thumbnails(page, "#lab-pictures img", 1)
+    expect(card.locator(".lab-numbers")).to_contain_text("precision_at_5: 0.910")
+    shot(page, "lab.png")

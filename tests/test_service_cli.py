@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+from _service_support import write_gallery
 from typer.testing import CliRunner
 
 
@@ -19,11 +20,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_starts_answers_and_stops(photos_dir):
+def test_serve_starts_answers_and_stops(photos_dir, tmp_path):
+    write_gallery(tmp_path / "gallery")
     port = free_port()
     env = {**os.environ, "TRANSFERKIT_QUIET": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "transferkit", "serve", "--port", str(port),
-                             "--max-upload-mb", "1", "--log-level", "warning"],
+                             "--max-upload-mb", "1", "--log-level", "warning",
+                             "--gallery", str(tmp_path / "gallery")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         base, deadline, health = f"http://127.0.0.1:{port}", time.monotonic() + 120, None
@@ -39,6 +42,7 @@ def test_serve_starts_answers_and_stops(photos_dir):
         body = httpx.post(base + "/api/predict?k=3", files=files, timeout=60).json()
         assert "espresso" in [p["label"] for p in body["predictions"]]
         assert httpx.get(base + "/", timeout=10).text.startswith("<!doctype html>")
+        assert httpx.get(base + "/api/lab", timeout=10).json()["pictures"][0]["key"] == "svd"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -47,6 +51,7 @@ def test_serve_starts_answers_and_stops(photos_dir):
             proc.kill()
             output, _ = proc.communicate()
     assert f"http://127.0.0.1:{port}/" in output
+    assert f"lab gallery on http://127.0.0.1:{port}/lab/" in output
     assert proc.returncode == 0, output
 
 

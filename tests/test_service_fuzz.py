@@ -14,7 +14,7 @@ from collections import Counter
 from urllib.parse import quote
 
 import pytest
-from _service_support import built_index, trained_model
+from _service_support import built_index, trained_dense_models, trained_model, write_gallery
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +38,12 @@ def app(tmp_path_factory, lite0, photos_dir, fashion_mini):
     build_text_index(["the cat sat on the mat", "bread and butter for breakfast",
                       "the court dismissed the case"], "tfidf", method="exact",
                      output=text_index)
+    dense = trained_dense_models(tmp_path_factory, lite0)
+    gallery = tmp_path_factory.mktemp("fuzz-gallery")
+    write_gallery(gallery)
     return create_app(model_dir=trained_model(tmp_path_factory, fashion_mini),
+                      segmenter_dir=dense["segmenter"], localizer_dir=dense["localizer"],
+                      gallery_dir=gallery,
                       index_path=built_index(tmp_path_factory, lite0, photos_dir,
                                              fashion_mini),
                       text_index_path=text_index, backbone=lite0,
@@ -65,7 +70,8 @@ def _operations() -> list[tuple[str, str]]:
             ("post", "/api/predict-audio"), ("get", "/api/items"),
             ("get", "/api/items/{item_id}"), ("get", "/api/items/{item_id}/similar"),
             ("get", "/api/map"), ("get", "/api/duplicates"), ("get", "/api/report/mistakes"),
-            ("get", "/api/report/confusion"), ("get", "/lab/"), ("get", "/lab/{name}")]
+            ("get", "/api/report/confusion"), ("get", "/lab/"), ("get", "/lab/{name}"),
+            ("get", "/api/lab"), ("post", "/api/segment"), ("post", "/api/localize")]
 
 
 # -- values from JSON Schema ------------------------------------------------------------------
@@ -198,7 +204,8 @@ def test_the_fuzzer_reached_the_interesting_answers():
     """Runs after the fuzzing above: it must have seen successes and each kind of refusal."""
     statuses = {status for _, status in SEEN}
     assert {200, 401, 404, 413, 415, 422} <= statuses, SEEN
-    for path in ("/api/predict", "/api/search", "/thumbnails/{item_id}", "/api/search-text"):
+    for path in ("/api/predict", "/api/search", "/thumbnails/{item_id}", "/api/search-text",
+                 "/api/segment", "/api/localize", "/api/lab"):
         assert SEEN[(path, 200)] > 0, (path, sorted(SEEN.items()))
     by_status = Counter()
     for (_, status), n in SEEN.items():

@@ -30,8 +30,11 @@ def serve(
         None, metavar="[DATA_FOLDER]",
         help="Images to browse: indexed first when no index exists (written to --index, "
              "default DATA_FOLDER.tkindex beside the folder), then served."),
-    model: Path | None = typer.Option(None, "--model", "-m",
-                                      help="Trained model directory (from `transferkit train`)."),
+    model: list[Path] | None = typer.Option(
+        None, "--model", "-m",
+        help="Model directory: a classifier (`transferkit train`), a segmentation model "
+             "(`segment train`: /api/segment) or a localiser (`localize train`: "
+             "/api/localize); the kind is read from its manifest. Repeat for several kinds."),
     index: Path | None = typer.Option(None, "--index", "-i",
                                       help="Image index (from `transferkit index`) for search "
                                            "and the collection views."),
@@ -65,7 +68,8 @@ def serve(
 
     from transferkit.service import create_app
 
-    checked = (("model", model), ("index", None if data_folder else index),
+    models = models_by_kind(model or [])
+    checked = (("index", None if data_folder else index),
                ("text index", text_index), ("audio index", audio_index),
                ("audio model", audio_model), ("gallery", gallery))
     for what, path in checked:
@@ -79,17 +83,39 @@ def serve(
                           "guess")
     if data_folder is not None:
         index = index_for_folder(data_folder, index, backbone, engine, precision, max_pixels)
-    app = create_app(model_dir=model, index_path=index, backbone=backbone,
+    app = create_app(model_dir=models.get("classifier"), index_path=index, backbone=backbone,
                      max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                      max_image_pixels=max_pixels, text_index_path=text_index, token=token,
                      engine=engine, precision=precision, audio_index_path=audio_index,
-                     audio_model_dir=audio_model, gallery_dir=gallery)
+                     audio_model_dir=audio_model, gallery_dir=gallery,
+                     segmenter_dir=models.get("segmenter"),
+                     localizer_dir=models.get("localizer"))
     runs_on = app.state.service.engine
     print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
     shown = f"[{host}]" if ":" in host else host
     console.print(f"transferkit service on http://{shown}:{port}/  "
                   f"(API spec: /openapi.json; Ctrl+C to stop)", highlight=False)
+    if gallery is not None:
+        console.print(f"lab gallery on http://{shown}:{port}/lab/  (and the page's Lab tab)",
+                      highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def models_by_kind(paths: list[Path]) -> dict[str, Path]:
+    """``--model`` folders by the kind their manifest names (classifier, segmenter,
+    localizer); a missing folder, an unknown format or two of one kind is a usage error."""
+    from transferkit.service.startup import model_kind
+
+    found: dict[str, Path] = {}
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: model not found")
+        kind = model_kind(path)
+        if kind in found:
+            raise ValueError(f"--model {path}: a second {kind} (already serving {found[kind]}); "
+                             f"give one model of each kind")
+        found[kind] = path
+    return found
 
 
 def index_for_folder(folder: Path, index: Path | None, backbone: str, engine: str,

@@ -35,7 +35,9 @@ def create_app(model_dir: str | os.PathLike | None = None,
                audio_index_path: str | os.PathLike | None = None,
                audio_model_dir: str | os.PathLike | None = None,
                map_method: str = "pca",
-               gallery_dir: str | os.PathLike | None = None) -> FastAPI:
+               gallery_dir: str | os.PathLike | None = None,
+               segmenter_dir: str | os.PathLike | None = None,
+               localizer_dir: str | os.PathLike | None = None) -> FastAPI:
     """Load the model/index once, then serve them; bad inputs get 4xx JSON, never a 500.
 
     ``backbone`` may be a name or an already-built :class:`Backbone` (shared, e.g. in tests).
@@ -46,7 +48,10 @@ def create_app(model_dir: str | os.PathLike | None = None,
     ``Authorization: Bearer <token>``. ``engine`` / ``precision`` run every image model call
     (see :func:`transferkit.runtime.choose_engine`). ``map_method`` projects the index for
     /api/map: ``pca`` (scikit-learn) or ``umap`` (needs umap-learn).
-    ``gallery_dir`` (from ``transferkit gallery``) is served at /lab/.
+    ``gallery_dir`` (from ``transferkit gallery``) is served at /lab/ (and listed at
+    /api/lab). ``segmenter_dir`` (``transferkit segment train``) adds /api/segment,
+    ``localizer_dir`` (``transferkit localize train``) /api/localize; ``model_dir`` may name
+    either of those too (the kind is read from its manifest).
     """
     if gallery_dir is not None and not Path(gallery_dir).is_dir():
         raise FileNotFoundError(f"{gallery_dir}: gallery folder not found")
@@ -55,7 +60,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
                        max_pending=max_pending, decode_threads=decode_threads,
                        engine=engine, precision=precision,
                        audio_index_path=audio_index_path, audio_model_dir=audio_model_dir,
-                       map_method=map_method)
+                       map_method=map_method, segmenter_dir=segmenter_dir,
+                       localizer_dir=localizer_dir)
     app = FastAPI(title="transferkit", version=_version(), lifespan=_stop_engine_at_shutdown,
                   docs_url=None, redoc_url=None,  # Swagger UI needs a CDN; we are offline
                   description="Classify, embed and search images with ImageNet backbones, and "

@@ -33,7 +33,8 @@ class InferenceEngine:
     def __init__(self, backbone: Backbone, model: Any | None = None, index: Any | None = None,
                  max_pending: int = 64, text_index: Any | None = None, engine: str = "torch",
                  precision: str = "f32", audio_index: Any | None = None,
-                 audio_model: Any | None = None) -> None:
+                 audio_model: Any | None = None, segmenter: Any | None = None,
+                 localizer: Any | None = None) -> None:
         self.backbone = backbone.eval()
         self.engine = choose_engine(engine, self.backbone, SERVICE_JOB_IMAGES, precision)
         self.precision = choose_precision(self.engine, precision)
@@ -43,6 +44,8 @@ class InferenceEngine:
         self.text_index = text_index
         self.audio_index = audio_index
         self.audio_model = audio_model
+        self.segmenter = segmenter  # a dense SegmentationModel (/api/segment)
+        self.localizer = localizer  # a dense Localizer (/api/localize)
         self.max_pending = max_pending
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()

@@ -107,6 +107,8 @@ class Health(BaseModel):
     audio_index: IndexInfo | None = Field(None, description="audio index (backbone = encoder)")
     audio_model: ModelInfo | None = Field(None, description="audio classifier (backbone = "
                                                             "encoder)")
+    segmenter: ModelInfo | None = Field(None, description="segmentation model (/api/segment)")
+    localizer: ModelInfo | None = Field(None, description="localisation model (/api/localize)")
     max_upload_bytes: int
     pending: int = Field(description="requests waiting for the model right now")
 
@@ -153,6 +155,7 @@ class MapPoint(BaseModel):
     x: float
     y: float
     label: str | None
+    name: str = Field(description="file name of the indexed image")
 
 
 class MapResponse(BaseModel):
@@ -192,3 +195,57 @@ class EvaluatedResponse(BaseModel):
     split: str
     total: int
     items: list[EvaluatedImage]
+
+
+class ClassFraction(BaseModel):
+    label: str
+    fraction: float = Field(ge=0, le=1, description="share of the image's pixels")
+
+
+class SegmentResponse(BaseModel):
+    image: ImageInfo
+    classes: list[str] = Field(description="class names, index 0 the background")
+    fractions: list[ClassFraction] = Field(description="every class, in class order")
+    threshold: float | None = Field(description="foreground probability cut (binary models)")
+    overlay_png: str = Field(description="base64 PNG: the image with the mask drawn over it "
+                                         "(at most 1024 px a side)")
+    mask_png: str = Field(description="base64 PNG: the mask at the image's size, pixel value "
+                                      "= class index")
+    elapsed_ms: float
+
+
+class Box(BaseModel):
+    x: float = Field(description="left edge, pixels of the uploaded image")
+    y: float = Field(description="top edge")
+    w: float = Field(description="width")
+    h: float = Field(description="height")
+
+
+class LocalizeResponse(BaseModel):
+    image: ImageInfo
+    label: str
+    probability: float = Field(ge=0, le=1)
+    box: Box
+    classes: list[str]
+    overlay_png: str = Field(description="base64 PNG: the image with the box and label drawn "
+                                         "(at most 1024 px a side; small images enlarged to "
+                                         "320 px on the short side)")
+    elapsed_ms: float
+
+
+class LabFigure(BaseModel):
+    url: str = Field(description="/lab/NAME.png")
+    caption: str
+
+
+class LabPicture(BaseModel):
+    key: str
+    title: str
+    command: str = Field(description="the command that makes the picture")
+    figures: list[LabFigure]
+    numbers: dict[str, Any] = Field(description="what the picture measured")
+    seconds: float | None = None
+
+
+class LabResponse(BaseModel):
+    pictures: list[LabPicture] = Field(description="in the gallery's page order")

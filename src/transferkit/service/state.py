@@ -39,6 +39,8 @@ class ServiceState:
     map_store: MapStore | None = None  # the embedding map (with an index)
     predictions: EvaluationPredictions | None = None  # the model's evaluation (with a model)
     duplicate_groups: Callable[[float], list] | None = None  # threshold -> groups (cached)
+    segmenter_info: ModelInfo | None = None  # the served segmentation model
+    localizer_info: ModelInfo | None = None  # the served localisation model
     gallery_dir: str | None = None  # transferkit gallery's output, served under /lab/
 
 

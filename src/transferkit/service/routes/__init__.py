@@ -7,6 +7,7 @@
 from transferkit.service.routes import (
     audio,
     browse,
+    dense,
     inference,
     lab,
     pages,
@@ -16,8 +17,8 @@ from transferkit.service.routes import (
 )
 
 OPEN_ROUTERS = (pages.router, lab.router)
-PROTECTED_ROUTERS = (inference.router, search.router, audio.router, thumbnails.router,
-                     report.router, browse.router)
+PROTECTED_ROUTERS = (inference.router, search.router, audio.router, dense.router,
+                     thumbnails.router, report.router, browse.router)
 ROUTERS = OPEN_ROUTERS + PROTECTED_ROUTERS
 
 __all__ = ["OPEN_ROUTERS", "PROTECTED_ROUTERS", "ROUTERS"]

@@ -113,7 +113,8 @@ async def similar(state: ServiceStateDep, item_id: int = ITEM_ID,
                        500: error_doc("the projection failed (the reason is in the server "
                                       "log and in detail)")})
 async def embedding_map(state: ServiceStateDep) -> Response:
-    """Every indexed image as a point of a 2-D projection of the embeddings, with its label.
+    """Every indexed image as a point of a 2-D projection of the embeddings, with its label
+    and file name.
 
     The first request starts the projection (answered 202 with progress until it is done);
     the result is cached beside the index and reused while the index is unchanged.
@@ -139,7 +140,8 @@ def _map_payload(catalog: ItemCatalog, store) -> bytes:
     for item_id, (x, y) in zip(store.ids.tolist(), coordinates):
         position = catalog.position(item_id)
         if position is not None:
-            points.append({"id": item_id, "x": x, "y": y, "label": catalog.label(position)})
+            points.append({"id": item_id, "x": x, "y": y, "label": catalog.label(position),
+                           "name": catalog.names[position]})
     return json.dumps({"status": "ready", "method": store.method, "progress": 1.0,
                        "cached": store.from_cache, "points": points},
                       separators=(",", ":")).encode()

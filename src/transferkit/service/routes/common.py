@@ -17,8 +17,11 @@ from transferkit.service.uploads import UploadError, decode_upload
 IMAGE_FILE = File(..., description="the image (any format Pillow decodes; checked by decoding)")
 
 
-async def read_image(file: UploadFile, state: ServiceState) -> Image.Image:
-    """Decode an upload, never holding more than the limit; decoding runs off the event loop."""
+async def read_image(file: UploadFile, state: ServiceState, full_size: bool = False
+                     ) -> Image.Image:
+    """Decode an upload, never holding more than the limit; decoding runs off the event loop.
+    JPEGs decode at the smallest scale the models need unless ``full_size`` (dense routes
+    answer in the upload's own pixels)."""
     data = await file.read(state.max_upload_bytes + 1)
     name = os.path.basename(file.filename or "upload")[:120] or "upload"
     if len(data) > state.max_upload_bytes:
@@ -28,7 +31,8 @@ async def read_image(file: UploadFile, state: ServiceState) -> Image.Image:
     if waiting >= state.max_pending:  # back-pressure instead of an unbounded decode queue
         raise ServiceBusy(f"{waiting} uploads already waiting to be decoded")
     return await anyio.to_thread.run_sync(
-        lambda: decode_upload(data, name, state.engine.draft_size, state.max_image_pixels),
+        lambda: decode_upload(data, name, None if full_size else state.engine.draft_size,
+                              state.max_image_pixels),
         limiter=state.decode_limiter)
 
 

@@ -22,6 +22,7 @@ async def health(state: ServiceStateDep) -> Health:
     return Health(status="ok", backbone=state.backbone_name, model=state.model_info,
                   index=state.index_info, text_index=state.text_index_info,
                   audio_index=state.audio_index_info, audio_model=state.audio_model_info,
+                  segmenter=state.segmenter_info, localizer=state.localizer_info,
                   max_upload_bytes=state.max_upload_bytes, pending=state.engine.pending)
 
 

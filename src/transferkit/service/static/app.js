@@ -4,6 +4,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   let health = null;
+  let lab = null; // the gallery listing (/api/lab), when one is served
   let currentPreview = null;
   let generation = 0; // ignore answers to an upload that a newer upload replaced
 
@@ -112,13 +113,26 @@
       }
       $("audio").hidden = false;
     }
+    if (health.segmenter) parts.push("segmenter: " + health.segmenter.classes.length + " classes");
+    if (health.localizer) parts.push("localiser: " + health.localizer.classes.length + " classes");
     $("status").textContent = parts.join(" · ");
+    $("tab-dense").hidden = !(health.segmenter || health.localizer);
+    $("dense-models").textContent = [health.segmenter ? "segmentation: " + health.segmenter.directory : "",
+      health.localizer ? "localisation: " + health.localizer.directory : ""].filter(Boolean).join(" · ");
+    // The Lab tab exists only when a gallery is served (its listing answers).
+    try {
+      lab = await fetchJSON("/api/lab");
+    } catch (_) {
+      lab = null;
+    }
+    $("tab-lab").hidden = !lab;
     $("limit").textContent = "Any image format, up to " + formatBytes(health.max_upload_bytes) + ".";
     if (health.model) loadReport();
     $("tab-model").hidden = !health.model;
     for (const name of ["collection", "map", "duplicates"]) $("tab-" + name).hidden = !health.index;
     const wanted = location.hash.slice(1);
-    const first = health.index ? "collection" : (health.model ? "model" : "classify");
+    const first = health.index ? "collection" : health.model ? "model"
+      : (health.segmenter || health.localizer) ? "dense" : "classify";
     showView(VIEWS.includes(wanted) && !$("tab-" + wanted).hidden ? wanted : first);
   }
 
@@ -337,8 +351,91 @@
       a.elapsed_ms.toFixed(0) + " ms").join(" · ");
   }
 
+  // -- segment & localise: the served dense models' overlays beside the original -------------
+  let denseGeneration = 0, densePreview = null;
+
+  async function handleDense(file) {
+    if (!file) return;
+    const mine = ++denseGeneration;
+    const box = $("dense-error");
+    box.hidden = true;
+    if (health && file.size > health.max_upload_bytes) {
+      box.textContent = file.name + ": " + formatBytes(file.size) + " is over the upload limit of " +
+        formatBytes(health.max_upload_bytes);
+      box.hidden = false;
+      return;
+    }
+    if (densePreview) URL.revokeObjectURL(densePreview);
+    densePreview = URL.createObjectURL(file);
+    $("dense-original").src = densePreview;
+    $("dense-busy").hidden = false;
+    const calls = [health.segmenter ? postImage("/api/segment", file) : null,
+                   health.localizer ? postImage("/api/localize", file) : null];
+    const [segmented, localized] = await Promise.allSettled(calls);
+    if (mine !== denseGeneration) return;
+    $("dense-busy").hidden = true;
+    const failed = [segmented, localized].find((a) => a.status === "rejected");
+    if (failed) {
+      box.textContent = failed.reason.message;
+      box.hidden = false;
+    }
+    const seg = segmented.status === "fulfilled" ? segmented.value : null;
+    const loc = localized.status === "fulfilled" ? localized.value : null;
+    const shown = seg || loc;
+    $("dense-results").hidden = !shown;
+    if (!shown) return;
+    $("dense-original-caption").textContent = shown.image.filename + " · " + shown.image.width +
+      "×" + shown.image.height + " px";
+    $("segment-figure").hidden = !seg;
+    if (seg) {
+      $("segment-overlay").src = "data:image/png;base64," + seg.overlay_png;
+      $("segment-caption").textContent = "segmentation mask" +
+        (seg.threshold !== null ? " (threshold " + seg.threshold.toFixed(2) + ")" : "") +
+        " · " + seg.elapsed_ms.toFixed(0) + " ms";
+      $("segment-fractions").replaceChildren(...seg.fractions.map((f) => {
+        const bar = el("span", { className: "bar" });
+        bar.style.width = Math.max(1, Math.round(f.fraction * 100)) + "%";
+        return el("li", {}, [el("span", { className: "num" }, [(100 * f.fraction).toFixed(1) + "%"]),
+                             el("span", { className: "bar-track" }, [bar]), f.label]);
+      }));
+    }
+    $("localize-figure").hidden = !loc;
+    if (loc) {
+      $("localize-overlay").src = "data:image/png;base64," + loc.overlay_png;
+      const b = loc.box;
+      $("localize-caption").textContent = loc.label + " " + (100 * loc.probability).toFixed(1) +
+        "% · box x " + b.x.toFixed(0) + ", y " + b.y.toFixed(0) + ", " + b.w.toFixed(0) + "×" +
+        b.h.toFixed(0) + " px · " + loc.elapsed_ms.toFixed(0) + " ms";
+    }
+  }
+
+  // -- lab: the gallery's pictures, titles, commands and numbers --------------------------
+  function formatNumber(value) {
+    if (Array.isArray(value)) return value.map(formatNumber).join(", ");
+    if (value && typeof value === "object") {
+      return Object.entries(value).map(([k, v]) => k + ": " + formatNumber(v)).join(", ");
+    }
+    return typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value);
+  }
+
+  function renderLab() {
+    if (!lab) return;
+    $("lab-pictures").replaceChildren(...lab.pictures.map((picture) => el("section",
+      { className: "lab-picture", id: "lab-" + picture.key }, [
+        el("h3", {}, [picture.title]),
+        el("code", {}, [picture.command]),
+        ...picture.figures.map((figure) => el("figure", {}, [
+          el("img", { src: figure.url, alt: figure.caption, loading: "lazy" }),
+          el("figcaption", {}, [figure.caption])])),
+        el("ul", { className: "lab-numbers" }, Object.entries(picture.numbers).map(([k, v]) =>
+          el("li", {}, [el("strong", {}, [k]), ": " + formatNumber(v)]))),
+      ])));
+    if (!lab.pictures.length) $("lab-pictures").replaceChildren(el("p", { className: "hint" },
+      ["The gallery has no pictures yet."]));
+  }
+
   // -- views (tabs) ------------------------------------------------------------------------
-  const VIEWS = ["collection", "map", "model", "duplicates", "classify"];
+  const VIEWS = ["collection", "map", "model", "duplicates", "classify", "dense", "lab"];
   const opened = new Set();
 
   function showView(name) {
@@ -354,6 +451,7 @@
     if (name === "collection") loadItems();
     if (name === "map") loadMap();
     if (name === "duplicates") loadDuplicates();
+    if (name === "lab") renderLab();
   }
 
   const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
@@ -493,7 +591,8 @@
   }
 
   // -- map: canvas scatter, hover thumbnail, click to open, drag a box to select -----------
-  const map = { points: [], screen: null, drag: null, hover: -1 };
+  const map = { points: [], screen: null, drag: null, hover: -1, tool: "box", selected: null,
+                view: { width: 1, height: 1, pad: 0 } };
 
   async function loadMap() {
     let response;
@@ -528,7 +627,7 @@
     }));
     $("map-info").textContent = data.points.length + " images · " + data.method.toUpperCase() +
       " projection" + (data.cached ? " (cached)" : "") +
-      " · drag a box to select, click a point to open it";
+      " · drag a box or draw a lasso to select, click a point to open it";
     drawMap();
   }
 
@@ -542,6 +641,7 @@
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
     const pad = 14;
+    map.view = { width, height, pad };
     map.screen = new Float32Array(map.points.length * 2);
     const radius = map.points.length > 20000 ? 1.2 : map.points.length > 2000 ? 2 : 3.5;
     ctx.globalAlpha = map.points.length > 2000 ? 0.7 : 0.9;
@@ -559,14 +659,39 @@
       ctx.lineWidth = 2;
       ctx.strokeRect(map.screen[2 * map.hover] - 5, map.screen[2 * map.hover + 1] - 5, 10, 10);
     }
-    if (map.drag && map.drag.moved) {
-      const d = map.drag;
+    // the selection being drawn, else the last one (dashed, kept in map coordinates so it
+    // survives a resize) so it stays clear what is listed
+    const drawing = map.drag && map.drag.moved;
+    const shape = drawing ? map.drag : map.selected && { path: map.selected.map(toScreen) };
+    ctx.setLineDash(shape && !drawing ? [5, 4] : []);
+    if (shape && shape.path) {
+      ctx.fillStyle = "rgba(47, 111, 219, 0.12)";
+      ctx.strokeStyle = "#2f6fdb";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      shape.path.forEach(([x, y], n) => (n ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      ctx.closePath();
+      ctx.fill();
+      ctx.stroke();
+    } else if (shape) {
+      const d = shape;
       ctx.fillStyle = "rgba(47, 111, 219, 0.12)";
       ctx.strokeStyle = "#2f6fdb";
       ctx.lineWidth = 1;
       ctx.fillRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
       ctx.strokeRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
     }
+    ctx.setLineDash([]);
+  }
+
+  function toData([x, y]) {
+    const { width, height, pad } = map.view;
+    return [(x - pad) / (width - 2 * pad) * 2 - 1, 1 - (y - pad) / (height - 2 * pad) * 2];
+  }
+
+  function toScreen([x, y]) {
+    const { width, height, pad } = map.view;
+    return [pad + (x + 1) / 2 * (width - 2 * pad), pad + (1 - (y + 1) / 2) * (height - 2 * pad)];
   }
 
   function canvasPoint(event) {
@@ -591,7 +716,8 @@
     if (n < 0) { tip.hidden = true; return; }
     const point = map.points[n];
     setImage($("map-tip-image"), "/thumbnails/" + point.id + "?size=96");
-    $("map-tip-text").textContent = (point.label ? point.label + " · " : "") + "id " + point.id;
+    $("map-tip-text").textContent = (point.name || "id " + point.id) +
+      (point.label ? " · " + point.label : "");
     tip.style.left = Math.min(x + 14, $("map-canvas").clientWidth - 130) + "px";
     tip.style.top = Math.max(y - 60, 0) + "px";
     tip.hidden = false;
@@ -600,11 +726,39 @@
   function selectBox(d) {
     const [x0, x1] = [Math.min(d.x0, d.x1), Math.max(d.x0, d.x1)];
     const [y0, y1] = [Math.min(d.y0, d.y1), Math.max(d.y0, d.y1)];
+    showSelection(pointsWhere((x, y) => x >= x0 && x <= x1 && y >= y0 && y <= y1));
+  }
+
+  function insidePolygon(x, y, polygon) {
+    // Ray casting: a point is inside when a ray from it crosses the outline an odd number of times.
+    let inside = false;
+    for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+      const [xi, yi] = polygon[i], [xj, yj] = polygon[j];
+      if ((yi > y) !== (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) inside = !inside;
+    }
+    return inside;
+  }
+
+  function selectLasso(path) {
+    if (path.length < 3) return;
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const [x, y] of path) {
+      x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+    }
+    // the bounding box first: most of 60,000 points never reach the polygon test
+    showSelection(pointsWhere((x, y) => x >= x0 && x <= x1 && y >= y0 && y <= y1 &&
+                                        insidePolygon(x, y, path)));
+  }
+
+  function pointsWhere(test) {
     const chosen = [];
     for (let n = 0; n < map.points.length; n++) {
-      const x = map.screen[2 * n], y = map.screen[2 * n + 1];
-      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) chosen.push(map.points[n]);
+      if (test(map.screen[2 * n], map.screen[2 * n + 1])) chosen.push(map.points[n]);
     }
+    return chosen;
+  }
+
+  function showSelection(chosen) {
     const shown = chosen.slice(0, 200);
     const counts = {};
     for (const p of chosen) counts[p.label || "?"] = (counts[p.label || "?"] || 0) + 1;
@@ -614,7 +768,7 @@
       (chosen.length > shown.length ? " (first " + shown.length + " shown)" : "") +
       (summary ? " · " + summary : "");
     $("map-selection").replaceChildren(...shown.map((p) =>
-      tile({ id: p.id, name: "id " + p.id, label: p.label }, [], openFromMap)));
+      tile({ id: p.id, name: p.name || "id " + p.id, label: p.label }, [], openFromMap)));
     $("map-selection-panel").hidden = false;
   }
 
@@ -627,7 +781,8 @@
     const canvas = $("map-canvas");
     canvas.addEventListener("mousedown", (event) => {
       const [x, y] = canvasPoint(event);
-      map.drag = { x0: x, y0: y, x1: x, y1: y, moved: false };
+      map.drag = { x0: x, y0: y, x1: x, y1: y, moved: false,
+                   path: map.tool === "lasso" ? [[x, y]] : null };
     });
     canvas.addEventListener("mousemove", (event) => {
       const [x, y] = canvasPoint(event);
@@ -635,6 +790,7 @@
         map.drag.x1 = x;
         map.drag.y1 = y;
         map.drag.moved = map.drag.moved || Math.abs(x - map.drag.x0) + Math.abs(y - map.drag.y0) > 4;
+        if (map.drag.path) map.drag.path.push([x, y]);
         $("map-tip").hidden = true;
         drawMap();
         return;
@@ -651,13 +807,18 @@
       const d = map.drag;
       map.drag = null;
       if (d.moved) {
-        selectBox(d);
+        map.selected = (d.path || [[d.x0, d.y0], [d.x1, d.y0], [d.x1, d.y1], [d.x0, d.y1]])
+          .map(toData);
+        if (d.path) selectLasso(d.path); else selectBox(d);
       } else if (event.target === canvas) {
         const n = nearestPoint(d.x0, d.y0, 8);
         if (n >= 0) openFromMap(map.points[n]);
       }
       drawMap();
     });
+    for (const radio of document.querySelectorAll("input[name=map-tool]")) {
+      radio.addEventListener("change", () => { if (radio.checked) map.tool = radio.value; });
+    }
     canvas.addEventListener("mouseleave", () => { map.hover = -1; $("map-tip").hidden = true; });
     window.addEventListener("resize", () => { if (map.points.length) drawMap(); });
   }
@@ -795,6 +956,23 @@
     $("audio-input").addEventListener("change", () => {
       handleClip($("audio-input").files[0]);
       $("audio-input").value = "";
+    });
+    $("dense-input").addEventListener("change", () => {
+      handleDense($("dense-input").files[0]);
+      $("dense-input").value = "";
+    });
+    const denseZone = $("dense-zone");
+    denseZone.addEventListener("dragover", (event) => { event.preventDefault(); });
+    denseZone.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        $("dense-input").click();
+      }
+    });
+    denseZone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      const files = event.dataTransfer && event.dataTransfer.files;
+      if (files && files.length) handleDense(files[0]);
     });
     $("text-form").addEventListener("submit", (event) => {
       event.preventDefault();
