@@ -61,6 +61,10 @@ def serve(
                                         "`transferkit gallery`, shown at /lab/."),
     engine: str = engine_option("torch"),
     precision: str = precision_option(),
+    model_nice: int = typer.Option(10, "--model-nice", min=0, max=19,
+                                   help="Run the model's threads this much below the event "
+                                        "loop (Linux nice), so health, thumbnails and item "
+                                        "pages answer while the model is busy; 0 = off."),
 ) -> None:
     """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
     http://HOST:PORT/)."""
@@ -90,6 +94,7 @@ def serve(
                      audio_model_dir=audio_model, gallery_dir=gallery,
                      segmenter_dir=models.get("segmenter"),
                      localizer_dir=models.get("localizer"))
+    app.state.worker_nice = model_nice
     runs_on = app.state.service.engine
     print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
     shown = f"[{host}]" if ":" in host else host

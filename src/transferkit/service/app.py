@@ -15,6 +15,7 @@ from transferkit.backbones import Backbone
 from transferkit.service.auth import Unauthorized, require_token, unauthorized
 from transferkit.service.headers import SecurityHeaders
 from transferkit.service.http_errors import UNAUTHORIZED, install_error_handlers
+from transferkit.service.priority import lower_other_threads
 from transferkit.service.routes import OPEN_ROUTERS, PROTECTED_ROUTERS
 from transferkit.service.routes.pages import mount_static
 from transferkit.service.startup import load_state
@@ -108,7 +109,15 @@ def _document_upload_rules(app: FastAPI, max_bytes: int, max_pixels: int) -> Non
 
 @contextlib.asynccontextmanager
 async def _stop_engine_at_shutdown(app: FastAPI) -> AsyncIterator[None]:
-    """Stop the inference thread when the server stops (a later start makes a new one)."""
+    """Stop the inference thread when the server stops (a later start makes a new one).
+
+    With ``app.state.worker_nice`` set (``transferkit serve`` sets it), every thread but the
+    event loop's, and the inference thread started later, run at that much lower priority.
+    """
+    nice = getattr(app.state, "worker_nice", 0)
+    if nice > 0:
+        app.state.service.engine.worker_nice = nice
+        lower_other_threads(nice)
     yield
     app.state.service.engine.close()
 

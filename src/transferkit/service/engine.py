@@ -21,6 +21,7 @@ from transferkit.backbones import Backbone, imagenet_labels
 from transferkit.errors import ServiceBusy
 from transferkit.features import embed_images, preprocess_images
 from transferkit.runtime import choose_engine, choose_precision, inference_model
+from transferkit.service.priority import lower_thread_priority
 
 # A server answers many requests: "auto" may pay a one-off export at start for faster calls.
 SERVICE_JOB_IMAGES = 10_000
@@ -47,6 +48,7 @@ class InferenceEngine:
         self.segmenter = segmenter  # a dense SegmentationModel (/api/segment)
         self.localizer = localizer  # a dense Localizer (/api/localize)
         self.max_pending = max_pending
+        self.worker_nice = 0  # > 0: the inference thread runs below the event loop
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._pending = 0
@@ -75,8 +77,9 @@ class InferenceEngine:
         # Created on demand so an app survives a lifespan restart (e.g. several test clients).
         with self._executor_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="transferkit-infer")
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="transferkit-infer",
+                    initializer=lower_thread_priority, initargs=(self.worker_nice,))
             return self._executor
 
     def close(self) -> None:
