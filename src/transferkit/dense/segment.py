@@ -254,8 +254,8 @@ class SegmentationModel:
 
     def __init__(self, backbone: str | Backbone = "efficientnet_lite0", *,
                  unpool: str = "nearest", image_size: int = 128, epochs: int = 20,
-                 lr: float = 3e-3, weight_decay: float = 1e-4, batch_size: int = 16,
-                 patience: int = 5, fine_tune_blocks: int | str = 0, fine_tune_epochs: int = 10,
+                 lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 16,
+                 patience: int = 6, fine_tune_blocks: int | str = 0, fine_tune_epochs: int = 8,
                  fine_tune_lr_factor: float = 0.1, augment: bool = True,
                  pretrained: bool = True, binary: bool | None = None,
                  decoder_channels: Sequence[int] | None = None, dice_weight: float = 1.0,
