@@ -219,3 +219,10 @@ def test_cli_trains_predicts_and_evaluates(tmp_path):
     result = runner.invoke(app, ["segment", "train", str(tmp_path / "nowhere"), "-o",
                                  str(model)])
     assert result.exit_code == 2 and "nowhere" in result.output
+
+
+def test_max_seconds_bounds_training_time(lite0, fixture_data):
+    model = SegmentationModel(lite0, max_seconds=0.0, **dict(SMALL, epochs=50)).fit(
+        fixture_data["train"], fixture_data["val"])
+    assert len(model.history_) == 0  # the budget was spent before the first epoch
+    assert model.threshold_ is not None  # still a usable model (the untrained decoder)
