@@ -1,7 +1,7 @@
 """Dense prediction on Tux Paint composites: segmentation (and localisation) rows with their
 floors measured in the same run, seeds fixed.
 
-    .venv/bin/python benchmarks/bench_dense.py                 # the README row (~15 min, 2 cores)
+    .venv/bin/python benchmarks/bench_dense.py                 # the README row
     .venv/bin/python benchmarks/bench_dense.py --quick         # a smoke run (~2 min)
 
 Data: ``write_composites`` (Tux Paint stamps on real photos; the test split holds unseen
@@ -169,8 +169,8 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=150)
     parser.add_argument("--size", type=int, default=160, help="Composite size in pixels.")
-    parser.add_argument("--image-size", type=int, default=128, help="Model input size.")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--image-size", type=int, default=160, help="Model input size.")
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--fine-tune-blocks", type=int, default=2)
     parser.add_argument("--fine-tune-epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)

@@ -126,7 +126,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
 
     matrix = np.asarray(confusion, dtype=float)
     rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    size = 1.2 + 0.5 * len(classes)
+    size = max(3.6, 1.2 + 0.5 * len(classes))
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
     shown = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)

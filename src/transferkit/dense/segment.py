@@ -254,8 +254,8 @@ class SegmentationModel:
 
     def __init__(self, backbone: str | Backbone = "efficientnet_lite0", *,
                  unpool: str = "nearest", image_size: int = 128, epochs: int = 20,
-                 lr: float = 3e-3, weight_decay: float = 1e-4, batch_size: int = 16,
-                 patience: int = 5, fine_tune_blocks: int | str = 0, fine_tune_epochs: int = 10,
+                 lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 16,
+                 patience: int = 6, fine_tune_blocks: int | str = 0, fine_tune_epochs: int = 8,
                  fine_tune_lr_factor: float = 0.1, augment: bool = True,
                  pretrained: bool = True, binary: bool | None = None,
                  decoder_channels: Sequence[int] | None = None, dice_weight: float = 1.0,
@@ -434,8 +434,9 @@ class SegmentationModel:
             for group in optimizer.param_groups:  # cosine decay, a function of the epoch only
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (counters["epoch"] - 1)
                                                        / max(epochs, 1)))
+            deadline = None if self.max_seconds is None else started + self.max_seconds
             train_loss = self._run_epoch(net, encoder, optimizer, cache, cache_masks, live,
-                                         counters["epoch"] + 1000 * phase)
+                                         counters["epoch"] + 1000 * phase, deadline)
             val_loss, score = self._validate(encoder, net.decoder, v_cache, v_masks)
             improved = score > counters["best_score"] + 1e-4
             if improved:
@@ -478,7 +479,8 @@ class SegmentationModel:
                 torch.stack([masks, masks.flip(-1)], 1), False)
 
     def _run_epoch(self, net: _Net, encoder: DenseEncoder, optimizer, cache, cache_masks,
-                   live: bool, epoch_seed: int) -> float:
+                   live: bool, epoch_seed: int, deadline: float | None = None) -> float:
+        """One pass over the training set (cut short at ``deadline``, a perf_counter time)."""
         net.train()
         encoder.train()
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch_seed)
@@ -491,6 +493,8 @@ class SegmentationModel:
             idx = order[start:start + self.batch_size]
             if len(idx) < 2 and n > 1:
                 continue  # BatchNorm needs two samples
+            if deadline is not None and seen and time.perf_counter() > deadline:
+                break  # max_seconds: equal-wall-clock comparisons stop mid-epoch
             if live:
                 batch_images, batch_masks = cache[0][idx], cache_masks[idx]
                 if augment is not None:
