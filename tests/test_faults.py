@@ -192,6 +192,62 @@ def test_sigkill_during_autoencoder_training_keeps_the_previous_model(tmp_path):
     assert load_autoencoder(model_dir).epochs == 2
 
 
+@pytest.fixture(scope="module")
+def dense_fixture(tmp_path_factory) -> Path:
+    """Images + masks + boxes.csv (Fashion-MNIST items and drawn shapes) per split."""
+    from transferkit.dense import write_fixture
+
+    root = tmp_path_factory.mktemp("dense") / "data"
+    write_fixture(root, n=24, size=64, seed=0)
+    return root
+
+
+def _checkpoint_history(checkpoint: Path) -> list[dict]:
+    try:
+        return json.loads((checkpoint / "state.json").read_text())["history"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+DENSE_JOBS = {
+    "segment": lambda data, out: ("segment", "train", str(data / "train"), "--val",
+                                  str(data / "val"), "-o", str(out), "--image-size", "64",
+                                  "--batch-size", "8", "--patience", "20", "--binary"),
+    "localize": lambda data, out: ("localize", "train", str(data / "train" / "boxes.csv"),
+                                   "--val", str(data / "val" / "boxes.csv"), "-o", str(out),
+                                   "--image-size", "64", "--batch-size", "8",
+                                   "--patience", "20", "--no-augment"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("job", sorted(DENSE_JOBS))
+def test_sigkill_during_dense_train_keeps_the_model_and_resume_continues(job, dense_fixture,
+                                                                         tmp_path):
+    """segment/localize train: killed after an epoch's checkpoint, the previous model is
+    untouched and ``--resume`` carries on from that epoch (its history kept, not re-run)."""
+    from transferkit import load
+
+    model_dir = tmp_path / job
+    checkpoint = tmp_path / f"{job}.ckpt"
+    command = DENSE_JOBS[job](dense_fixture, model_dir)
+    run_ok(*command, "--epochs", "1")  # the previous artefact
+    before = digest(model_dir)
+    killed = run_and_kill(transferkit(*command, "--epochs", "12"),
+                          lambda _elapsed: len(_checkpoint_history(checkpoint)) >= 1)
+    KILLS.append((f"{job} train", "after epoch 1's checkpoint", killed))
+    assert killed and digest(model_dir) == before
+    load(model_dir)  # still opens
+    done_before_kill = _checkpoint_history(checkpoint)
+    assert 1 <= len(done_before_kill) < 12
+    run_ok(*command, "--epochs", "12", "--resume")
+    history = json.loads((model_dir / "manifest.json").read_text())["history"]
+    assert len(history) == 12
+    # the epochs run before the kill are the checkpoint's (their timings), not run again
+    assert history[:len(done_before_kill)] == done_before_kill
+    assert not checkpoint.exists()
+
+
 def test_every_kill_point_was_reached():
     """Runs after the kill tests (when they ran): each kill landed before its job ended."""
     if not KILLS:
