@@ -165,7 +165,7 @@ def localisation_rows(root: Path, backbone, seed: int, segmenter) -> list[dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench_dense"))
-    parser.add_argument("--n-train", type=int, default=400)
+    parser.add_argument("--n-train", type=int, default=800)
     parser.add_argument("--n-val", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=150)
     parser.add_argument("--size", type=int, default=160, help="Composite size in pixels.")

@@ -26,5 +26,14 @@ transferkit index build "$OUT/photos" "$DATA" -o "$OUT/images.tkindex"
 transferkit search "$OUT/images.tkindex" "$DATA/Sneaker/train_00006.png" -k 5 \
   --sheet "$OUT/search-sneaker.png"
 
-echo "== done: see $OUT (fashion-model/report/*.png, search-sneaker.png)"
-echo "   web app: .venv/bin/transferkit serve --model $OUT/fashion-model --index $OUT/images.tkindex"
+echo "== 5. segmentation: Tux Paint stamps pasted on photos (generated, never committed), a U-Net"
+echo "      on the frozen Lite0 encoder, masks for the unseen test stamps on unseen scenes"
+transferkit data segmentation "$OUT/dense-data" --train 160 --val 40 --test 40 --size 128
+transferkit segment train "$OUT/dense-data/train" --val "$OUT/dense-data/val" \
+  --test "$OUT/dense-data/test" --binary --image-size 128 --epochs 6 -o "$OUT/segmenter"
+transferkit segment predict "$OUT/segmenter" "$OUT"/dense-data/test/images/0000[0-3].* \
+  -o "$OUT/segment-predict"
+
+echo "== done: see $OUT (fashion-model/report/*.png, search-sneaker.png, segmenter/report/*.png)"
+echo "   web app: .venv/bin/transferkit serve --model $OUT/fashion-model --model $OUT/segmenter --index $OUT/images.tkindex"
+echo "   lab gallery (a few minutes): .venv/bin/transferkit gallery -o out/gallery"

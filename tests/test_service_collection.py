@@ -211,3 +211,24 @@ def test_a_damaged_predictions_file_costs_only_the_mistakes_view(collection, lit
         assert c.get("/api/report").status_code == 200
         missing = c.get("/api/report/mistakes")
         assert missing.status_code == 404 and "predictions.json" in missing.json()["detail"]
+
+
+def test_umap_projection_keeps_clusters_apart_and_auto_picks_it_when_installed():
+    """The map's default (``auto``) is UMAP where umap-learn is installed; on two well
+    separated blobs its 2-D points keep the blobs apart, as PCA's do."""
+    import numpy as np
+
+    from transferkit.service.projection import project, resolve_method
+
+    pytest.importorskip("umap")
+    assert resolve_method("auto") == "umap" and resolve_method("pca") == "pca"
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(0, 1, (150, 64)), rng.normal(6, 1, (150, 64))])
+    for method in ("umap", "pca"):
+        xy = project(blobs.astype(np.float32), method)
+        assert xy.shape == (300, 2) and np.abs(xy).max() <= 1.0 + 1e-6
+        first, second = xy[:150].mean(0), xy[150:].mean(0)
+        spread = max(xy[:150].std(0).max(), xy[150:].std(0).max())
+        assert np.linalg.norm(first - second) > 3 * spread, method
+    with pytest.raises(ValueError, match="map method"):
+        resolve_method("tsne")

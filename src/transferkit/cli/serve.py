@@ -57,6 +57,8 @@ def serve(
                                           "(health stays open); needed to bind beyond "
                                           "loopback. Open the page as http://HOST:PORT/#token="
                                           "TOKEN."),
+    map_method: str = typer.Option("auto", "--map", help="Projection for the Map tab: auto "
+                                   "(UMAP when umap-learn is installed, else PCA), umap, pca."),
     gallery: Path | None = typer.Option(None, "--gallery", help="Folder written by "
                                         "`transferkit gallery`, shown at /lab/."),
     engine: str = engine_option("torch"),
@@ -93,7 +95,7 @@ def serve(
                      engine=engine, precision=precision, audio_index_path=audio_index,
                      audio_model_dir=audio_model, gallery_dir=gallery,
                      segmenter_dir=models.get("segmenter"),
-                     localizer_dir=models.get("localizer"))
+                     localizer_dir=models.get("localizer"), map_method=map_method)
     app.state.worker_nice = model_nice
     runs_on = app.state.service.engine
     print_runtime({"engine": runs_on.engine, "precision": runs_on.precision})
