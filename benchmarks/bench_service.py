@@ -63,7 +63,7 @@ def main() -> None:
                         help="serve from a thread of this process (the load clients then "
                              "share its GIL, which slows the server's event loop); default: "
                              "`transferkit serve` in its own process")
-    parser.add_argument("--model-nice", type=int, nargs="+", default=[0, 10],
+    parser.add_argument("--model-nice", type=int, nargs="+", default=[0],
                         help="one server per value, each under the same load: the model "
                              "threads' nice value (`serve --model-nice`); 0 = off")
     args = parser.parse_args()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,13 @@ def test_finetune_interrupt_then_resume(fashion_mini, tmp_path):
     assert manifest["metrics"]["test_accuracy"] >= 0.25
     with Image.open(out / "report" / "learning_curve.png") as img:
         img.verify()
+    # the web app's mistakes view reads every evaluated image with its probabilities
+    predictions = json.loads((out / "report" / "predictions.json").read_text())
+    assert predictions["split"] == "test" and len(predictions["paths"]) == 30
+    assert all(Path(p).exists() for p in predictions["paths"])
+    right = [max(range(10), key=row.__getitem__) == predictions["classes"].index(true)
+             for row, true in zip(predictions["probabilities"], predictions["true"])]
+    assert abs(sum(right) / 30 - manifest["metrics"]["test_accuracy"]) < 1e-9
 
     loaded = load_model(out)
     images = [Image.open(p) for p in sorted(fashion_mini.glob("*/*.png"))[::15]]

@@ -63,10 +63,10 @@ def serve(
                                         "`transferkit gallery`, shown at /lab/."),
     engine: str = engine_option("torch"),
     precision: str = precision_option(),
-    model_nice: int = typer.Option(10, "--model-nice", min=0, max=19,
+    model_nice: int = typer.Option(0, "--model-nice", min=0, max=19,
                                    help="Run the model's threads this much below the event "
-                                        "loop (Linux nice), so health, thumbnails and item "
-                                        "pages answer while the model is busy; 0 = off."),
+                                        "loop (Linux nice); off by default: at 200 clients "
+                                        "on 2 cores it measured worse (docs/service.md)."),
 ) -> None:
     """Serve predict/embed/search (and text search) JSON endpoints and a web page (open
     http://HOST:PORT/)."""

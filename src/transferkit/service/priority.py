@@ -6,6 +6,11 @@ scheduler shares them evenly: with 200 clients on 2 cores /api/health waited ~0.
 (bench_service). Linux applies ``nice`` per thread, so raising it on the model's threads lets
 the event loop (and the thumbnail threads it starts later, which inherit its priority) preempt
 them, while inference still gets every cycle nobody else wants. Elsewhere this is a no-op.
+
+Measured (``bench_service.py --model-nice 0 10``, one run, 200 clients, 2 cores): it did not
+help: health p95 207 ms with the model at nice 0 vs 570 ms at nice 10 (thumbnails 279 vs 576
+ms), so ``transferkit serve`` leaves it off (``--model-nice 0``). The cheap routes wait for
+the event loop itself, which also answers ~7,500 retried 503s a minute at that load.
 """
 
 from __future__ import annotations

@@ -20,20 +20,22 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 def load_parts(data: LabelledImages, split: Split, prep: Preprocessing,
                max_pixels: int = DEFAULT_MAX_PIXELS
-               ) -> tuple[dict[str, Part], list[tuple[str, str]]]:
-    """Train/val/test images and class indices, plus the files that could not be read."""
+               ) -> tuple[dict[str, Part], list[tuple[str, str]], dict[str, list[str]]]:
+    """Train/val/test images and class indices, the files that could not be read, and each
+    split's file paths (the report lists the evaluated images by path)."""
     class_index = {c: i for i, c in enumerate(data.classes)}
     all_idx = np.concatenate([split.train, split.val, split.test])
     max_side = max(prep.input_size, prep.resize_size) + 8
     images, kept, failures = preload(data, all_idx, max_side=max_side, max_pixels=max_pixels)
     image_of = dict(zip(kept, images))
-    parts = {}
+    parts, paths = {}, {}
     for name, idx in (("train", split.train), ("val", split.val), ("test", split.test)):
         ok = [int(i) for i in idx if int(i) in image_of]
         parts[name] = ([image_of[i] for i in ok], [class_index[data.labels[i]] for i in ok])
+        paths[name] = [str(data.paths[i]) for i in ok]
     if not parts["train"][0]:
         raise ValueError(f"{data.source}: no readable training images")
-    return parts, failures
+    return parts, failures, paths
 
 
 def preload(data: LabelledImages, indices: np.ndarray, max_side: int,

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,7 +77,7 @@ from transferkit.train._images import (
 from transferkit.train.config import FinetuneConfig
 from transferkit.train.data import LabelledImages, Split
 from transferkit.train.model import TransferModel
-from transferkit.train.report import classification_metrics, write_report
+from transferkit.train.report import classification_metrics, split_predictions, write_report
 from transferkit.utils import progress
 
 
@@ -144,6 +144,8 @@ class _Run:
     net: FinetuneNet
     eval_tf: Transform
     checkpoint: Path
+    paths: dict[str, list[str]] = field(default_factory=dict)  # per split, as in ``parts``
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # set by evaluation
 
     @property
     def body(self) -> Backbone:
@@ -201,12 +203,12 @@ def _prepare(data: LabelledImages, split: Split, backbone: str | Backbone, strat
              image_size: int | None, batch_size: int, seed: int, max_pixels: int) -> _Run:
     """The body to train, every image decoded once, the network and its checkpoint place."""
     body = _make_body(backbone, strategy, image_size)
-    parts, failures = load_parts(data, split, body.preprocessing, max_pixels)
+    parts, failures, paths = load_parts(data, split, body.preprocessing, max_pixels)
     checkpoint = checkpoint_dir(output)
     net = FinetuneNet(body, len(data.classes), config.dropout).to(
         memory_format=torch.channels_last)
     return _Run(config, strategy, seed, batch_size, data.classes, parts, failures, net,
-                body.preprocessing.eval_transform(), checkpoint)
+                body.preprocessing.eval_transform(), checkpoint, paths)
 
 
 def _make_body(backbone: str | Backbone, strategy: str, image_size: int | None) -> Backbone:
@@ -484,6 +486,7 @@ def _split_metrics(run: _Run, model: TransferModel, name: str) -> dict[str, Any]
     if not images:
         return {"n": 0, "split": name}
     proba = model._probabilities([embed_images(images, run.body, run.batch_size)])
+    run.probabilities[name] = proba
     predicted = [run.classes[i] for i in proba.argmax(axis=1)]
     truth = [run.classes[t] for t in targets]
     return {**classification_metrics(truth, predicted, run.classes), "split": name}
@@ -519,11 +522,15 @@ def _save_and_report(run: _Run, model: TransferModel, metrics: dict[str, Any],
     if output is None:
         shutil.rmtree(run.checkpoint.parent, ignore_errors=True)
         return
+    split = _headline(metrics)["split"]
+    predictions = split_predictions(
+        run.paths.get(split, []), [run.classes[t] for t in run.parts[split][1]],
+        run.probabilities.get(split, np.zeros((0, len(run.classes)))), run.classes, split)
     with tempfile.TemporaryDirectory() as tmp:
         write_report(tmp, _headline(metrics), model.history_,
                      {"strategy": run.strategy, "backbone": run.body.name, "splits": metrics,
                       "timing": model.manifest["timing"],
-                      "failures": model.manifest["failures"]})
+                      "failures": model.manifest["failures"]}, predictions)
         model.save(output, trained_bodies=True, report_dir=tmp)
     if not run.config.keep_checkpoint and run.checkpoint.exists():
         shutil.rmtree(run.checkpoint, ignore_errors=True)
