@@ -17,12 +17,10 @@ import torch
 from PIL import Image
 
 from transferkit.dense.boxes import draw_boxes, xywh_to_xyxy
+from transferkit.dense.seg_report import overlay
 
 MAX_OVERLAY_SIDE = 1024  # longest side of a returned picture
 MIN_BOX_SIDE = 320  # small images are enlarged so the box's label stays readable
-# Okabe-Ito colours (colour-blind safe), one per foreground class, background left clear.
-CLASS_COLOURS = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178),
-                 (213, 94, 0), (204, 121, 167)]
 
 
 def png_base64(pixels: np.ndarray | torch.Tensor) -> str:
@@ -41,19 +39,10 @@ def _fitted(image: Image.Image, longest: int = MAX_OVERLAY_SIDE) -> Image.Image:
                         Image.Resampling.BILINEAR)
 
 
-def mask_overlay(image: Image.Image, mask: np.ndarray, n_classes: int) -> torch.Tensor:
-    """(3, H, W) uint8: ``image`` with every non-background class of ``mask`` tinted."""
-    from torchvision.transforms.v2 import functional as F
-    from torchvision.utils import draw_segmentation_masks
-
-    shown = _fitted(image)
-    if shown.size != image.size:
-        mask = np.asarray(Image.fromarray(mask).resize(shown.size, Image.Resampling.NEAREST))
-    pixels = F.pil_to_tensor(shown.convert("RGB"))
-    classes = torch.from_numpy(mask.astype(np.int64))
-    planes = torch.stack([classes == k for k in range(1, max(n_classes, 2))])
-    colours = [CLASS_COLOURS[k % len(CLASS_COLOURS)] for k in range(len(planes))]
-    return draw_segmentation_masks(pixels, planes, alpha=0.5, colors=colours)
+def mask_overlay(image: Image.Image, mask: np.ndarray, n_classes: int) -> np.ndarray:
+    """(H, W, 3) uint8: ``image``, at most MAX_OVERLAY_SIDE a side, tinted where ``mask``
+    has a foreground class, by the overlay `segment predict` draws."""
+    return np.asarray(overlay(_fitted(image), mask, n_classes))
 
 
 def segment_image(model: Any, image: Image.Image) -> dict[str, Any]:
@@ -79,8 +68,8 @@ def localize_image(model: Any, image: Image.Image) -> dict[str, Any]:
     scale = shown.width / image.width
     box = xywh_to_xyxy(torch.tensor([found.box], dtype=torch.float32)) * scale
     text = f"{found.label} {100 * found.probability:.0f}%"
-    overlay = draw_boxes(shown.convert("RGB"), box, text, min_side=MIN_BOX_SIDE)
+    drawn = draw_boxes(shown.convert("RGB"), box, text, min_side=MIN_BOX_SIDE)
     x, y, w, h = found.box
     return {"label": str(found.label), "probability": float(found.probability),
             "box": {"x": x, "y": y, "w": w, "h": h},
-            "classes": [str(c) for c in model.classes_], "overlay_png": png_base64(overlay)}
+            "classes": [str(c) for c in model.classes_], "overlay_png": png_base64(drawn)}
