@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torchvision.ops import box_convert, box_iou, masks_to_boxes
 
+from transferkit.dense.seg_report import save_figure
+
 # Predicted vs true box colours in every overlay (Okabe-Ito orange and bluish green: they
 # stay apart for colour-blind readers).
 PREDICTED_COLOUR = (230, 159, 0)
@@ -168,7 +170,4 @@ def contact_sheet(overlays: Sequence[torch.Tensor], path: str | Path, columns: i
         fig.suptitle(title, y=0.01, va="bottom", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.04, top=1 - 0.5 / fig.get_figheight(),
                         wspace=0.03, hspace=0.03)
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

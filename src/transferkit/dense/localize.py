@@ -45,6 +45,7 @@ from transferkit.dense.boxes import (
 )
 from transferkit.dense.data import BoxData, BoxSample
 from transferkit.dense.encoder import DenseEncoder
+from transferkit.dense.seg_report import save_figure
 from transferkit.errors import ImageLoadError, TrainingInterrupted, check_is_fitted
 from transferkit.features import resolve_backbone
 from transferkit.utils import atomic_path, progress, read_manifest, write_manifest
@@ -809,9 +810,7 @@ def plot_training_curve(history: Sequence[dict[str, Any]], path: str | os.PathLi
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 # -- benchmark rows ---------------------------------------------------------------------------

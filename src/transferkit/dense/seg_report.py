@@ -79,7 +79,7 @@ def contact_sheet(images: Sequence[Image.Image], truths: Sequence[np.ndarray],
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curve(history: Sequence[dict[str, Any]], path: str | os.PathLike,
@@ -113,7 +113,7 @@ def plot_training_curve(history: Sequence[dict[str, Any]], path: str | os.PathLi
         ax.legend(fontsize=8)
     fig.suptitle("segmentation training", fontsize=10)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
@@ -139,15 +139,17 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     fig.colorbar(shown, ax=ax, fraction=0.046)
     ax.set_title("pixels (row-normalised)", fontsize=9)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def _save_figure(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG through a temporary name (a kill leaves no half
+    picture) and close it; every dense report picture goes through here."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return path
 

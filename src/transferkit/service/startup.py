@@ -30,10 +30,11 @@ from transferkit.service.state import ServiceState
 from transferkit.service.thumbnails import ThumbnailStore
 from transferkit.text import TextIndex, is_text_index
 from transferkit.train import TransferModel
+from transferkit.train.model import FORMAT as CLASSIFIER_FORMAT
 from transferkit.utils import peek_format
 
 # What a served model directory may be, by the format its manifest records.
-MODEL_KINDS = {"transferkit-model/1": "classifier",
+MODEL_KINDS = {CLASSIFIER_FORMAT: "classifier",
                SegmentationModel.FORMAT: "segmenter", LOCALIZER_FORMAT: "localizer"}
 
 
