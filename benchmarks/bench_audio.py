@@ -3,7 +3,8 @@
 Run:  .venv/bin/python benchmarks/bench_audio.py            (about a minute on 2 idle cores)
       .venv/bin/python benchmarks/bench_audio.py --quick    (2 train voices, no spectrogram)
 
-Train: digits 0-9 spoken by espeak-ng (``--train-voices`` x ``--variants``, generated here).
+Train: digits 0-9 spoken by espeak-ng (``--train-voices`` x ``--variants`` x ``--train-speeds``,
+generated here).
 Test sets, none seen in training:
   * ``espeak-unseen``: the same digits from other espeak-ng voices (``--test-voices``);
   * ``flite``: flite's voices, when the ``flite`` binary is installed (row skipped otherwise);
@@ -64,7 +65,7 @@ def make_sets(args: argparse.Namespace, workdir: Path) -> dict:
     from transferkit.audio import generate_espeak_digits, tuxpaint_digits
 
     sets = {"train": generate_espeak_digits(workdir / "train", args.train_voices,
-                                            args.variants),
+                                            args.variants, args.train_speeds),
             "espeak-unseen": generate_espeak_digits(workdir / "test", args.test_voices,
                                                     args.variants)}
     flite = flite_digits(workdir / "flite")
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> dict:
         if args.finetune_epochs:
             rows += finetune_rows(sets, Path(tmp), args)
     print_table(rows)
-    return {"train_voices": list(args.train_voices), "test_voices": list(args.test_voices),
+    return {"train_voices": list(args.train_voices), "train_speeds": list(args.train_speeds),
+            "test_voices": list(args.test_voices),
             "variants": list(args.variants), "rows": rows}
 
 
@@ -180,6 +182,8 @@ def main() -> None:
     parser.add_argument("--test-voices", nargs="*", default=None)
     parser.add_argument("--variants", nargs="*", default=None,
                         help="espeak-ng voice variants ('' = plain, +f2, +m3, ...)")
+    parser.add_argument("--train-speeds", nargs="*", type=int, default=[150],
+                        help="espeak-ng words per minute for the training clips (test: 150)")
     parser.add_argument("--encoders", nargs="*", default=None)
     parser.add_argument("--heads", nargs="*", default=["logreg"])
     parser.add_argument("--finetune-epochs", type=int, default=None,
