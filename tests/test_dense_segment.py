@@ -103,7 +103,10 @@ def test_fit_beats_the_all_foreground_and_all_background_masks(fitted, fixture_d
     assert metrics["foreground_iou"] > all_fg["foreground_iou"] + 0.15
     assert metrics["foreground_iou"] > all_bg["foreground_iou"] + 0.15
     assert metrics["miou"] > max(all_fg["miou"], all_bg["miou"])
-    assert 0.1 <= fitted.threshold_ <= 0.9
+    scores = fitted.threshold_scores_  # the cut is the best validation one of the grid
+    assert scores[fitted.threshold_] == max(scores.values()) and len(scores) >= 10
+    assert fitted.keep_largest_ == (fitted.keep_largest_scores_["largest_component"]
+                                    > fitted.keep_largest_scores_["as_is"])
     counts = fitted.parameter_count()
     assert counts["trained"] == counts["decoder"] < counts["total"]
 
@@ -117,10 +120,28 @@ def test_save_load_round_trip_predicts_the_same_masks(fitted, fixture_data, tmp_
     assert manifest["classes"] == ["background", "foreground"]
     assert manifest["unpool"] == "nearest" and manifest["threshold"] == fitted.threshold_
     assert manifest["image_size"] == 64
+    assert manifest["keep_largest"] == fitted.keep_largest_
     loaded = transferkit.load(tmp_path / "seg")
     assert isinstance(loaded, SegmentationModel)
     for a, b in zip(fitted.predict(images), loaded.predict(images)):
         assert a.shape == (64, 64) and np.array_equal(a, b)
+
+
+def test_keep_largest_leaves_one_blob_per_mask_and_is_saved(lite0, fixture_data, tmp_path):
+    from scipy import ndimage
+
+    model = SegmentationModel(lite0, keep_largest=True, **dict(SMALL, epochs=2)).fit(
+        fixture_data["train"], fixture_data["val"])
+    images = [s.image for s in fixture_data["test"].samples]
+    masks = model.predict(images)
+    assert model.keep_largest_ is True
+    assert all(ndimage.label(m, structure=np.ones((3, 3)))[1] <= 1 for m in masks)
+    loaded = SegmentationModel.load(model.save(tmp_path / "seg"))
+    assert loaded.keep_largest_ is True
+    assert all(np.array_equal(a, b) for a, b in zip(masks, loaded.predict(images)))
+    plain = SegmentationModel.load(tmp_path / "seg")
+    plain.keep_largest_ = False  # the same network without the prior may leave more blobs
+    assert all((a <= b).all() for a, b in zip(masks, plain.predict(images)))
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(lite0, fixture_data, tmp_path):

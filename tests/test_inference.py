@@ -259,3 +259,17 @@ def test_onnx_engine_leaves_torch_threads_as_it_found_them(lite0, photos_dir):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_torch_runner_made_in_inference_mode_leaves_the_backbone_trainable(lite0):
+    """The service builds its runner inside torch.inference_mode(); the channels_last copy of
+    the weights must still be ordinary tensors, or the shared backbone can never train."""
+    from transferkit.runtime import make_runner
+
+    backbone = copy.deepcopy(lite0)
+    with torch.inference_mode():
+        make_runner("torch", backbone)
+    assert not any(p.is_inference() for p in backbone.model.parameters())
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    backbone.model.forward_features(x).sum().backward()  # raised before the fix
+    assert x.grad is not None

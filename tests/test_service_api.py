@@ -376,3 +376,9 @@ def test_full_queues_answer_503_with_retry_after(lite0, cat_jpeg):
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert "waiting" in response.json()["detail"]
         assert busy.get("/api/health").status_code == 200  # cheap routes never queue
+        # Shed before the upload is read: a body that is not even multipart gets 503, not 4xx.
+        response = busy.post("/api/search", content=b"not multipart at all",
+                             headers={"content-type": "multipart/form-data; boundary=x"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "server-timing" in response.headers and "nosniff" in response.headers[
+            "x-content-type-options"]

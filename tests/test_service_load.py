@@ -10,7 +10,7 @@ import pytest
 from _service_support import built_index, live_server
 
 from transferkit.service import create_app
-from transferkit.service.loadtest import run_load, standard_calls
+from transferkit.service.loadtest import run_load, server_seconds, standard_calls
 
 LIMIT = 1_000_000
 REQUESTS = 160
@@ -80,3 +80,30 @@ def test_upload_limit_holds_for_streamed_and_large_bodies(lite0):
         assert response.status_code == 413 and "too large" in response.json()["detail"]
         # The same connection pool keeps working afterwards.
         assert client.get("/api/health").status_code == 200
+
+
+def test_async_clients_get_correct_answers_and_server_timing(lite0, index_path, photos_dir):
+    """The event-loop driver sends the same mix; every answer says how long the server took,
+    which is never more than the client waited."""
+    image = (photos_dir / "chelsea.jpg").read_bytes()
+    calls = standard_calls(image, 48, with_search=True, oversized_bytes=int(LIMIT * 1.3))
+    app = create_app(index_path=index_path, backbone=lite0, max_upload_bytes=LIMIT)
+    with live_server(app) as url:
+        report = run_load(url, calls, clients=CLIENTS, time_limit=TIME_LIMIT_S,
+                          driver="async")
+    print("\n" + report.table())
+    assert len(report.outcomes) == 48 and report.not_sent == 0
+    assert report.wrong_answers == [] and report.server_errors == 0
+    assert all(o.server_seconds is not None for o in report.outcomes)
+    assert all(0 < o.server_seconds <= o.seconds for o in report.outcomes)
+    health = report.percentiles("health", server=True)["p95"]
+    predict = report.percentiles("predict", server=True)["p50"]
+    assert health < predict  # a health check does no model work
+
+
+def test_server_timing_header_parsing():
+    assert server_seconds("app;dur=12.5") == 0.0125
+    assert server_seconds("cache;desc=hit, app;dur=3") == 0.003
+    assert server_seconds("db;dur=4") is None
+    assert server_seconds(None) is None
+    assert server_seconds("app;dur=abc") is None

@@ -76,7 +76,12 @@ class AudioLoadError(ImageLoadError):
 
 
 class ServiceBusy(TransferkitError):
-    """More requests are waiting for the model than the service is willing to queue."""
+    """More requests are waiting for the model than the service is willing to queue;
+    ``retry_after`` is the whole seconds a client should wait before trying again."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TrainingInterrupted(TransferkitError):

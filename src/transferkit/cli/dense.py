@@ -99,6 +99,10 @@ def train(
                                 "OUTPUT.ckpt after an interruption."),
     stop_after_epochs: int | None = typer.Option(None, help="Stop (resumably) after N epochs."),
     keep_checkpoint: bool = typer.Option(False, help="Keep OUTPUT.ckpt after saving."),
+    keep_largest: str = typer.Option("auto", "--keep-largest", help="Binary models: keep only "
+                                     "the largest foreground blob of each mask (one object "
+                                     "per image): auto (when it helps on validation), yes, "
+                                     "no."),
     max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Train a segmentation model; saves it with a report (metrics, overlays, curves)."""
@@ -117,7 +121,7 @@ def train(
         fine_tune_lr_factor=fine_tune_lr_factor, augment=augment, pretrained=pretrained,
         binary=True if binary else None, val_fraction=val_fraction, seed=seed,
         checkpoint=checkpoint, resume=resume, stop_after_epochs=stop_after_epochs,
-        max_pixels=max_pixels)
+        max_pixels=max_pixels, keep_largest=_keep_largest(keep_largest))
     err_console.print(f"training on {len(train_data)} images ({len(train_data.classes) - 1} "
                       f"foreground class(es)), {unpool} un-pooling, {backbone} encoder",
                       highlight=False)
@@ -135,11 +139,19 @@ def train(
         console.print(f"[bold]{split}[/bold] ({metrics['n_images']} images):", highlight=False)
         console.print(format_metrics(metrics), highlight=False, markup=False)
     if model.binary_:
-        console.print(f"threshold {model.threshold_} (chosen on validation)", highlight=False)
+        console.print(f"threshold {model.threshold_} (chosen on validation), largest blob "
+                      f"only: {'yes' if model.keep_largest_ else 'no'}", highlight=False)
     console.print(f"model saved to {output}"
                   + (f" (report in {output / 'report'})" if report_data is not None else ""),
                   highlight=False)
     write_and_report_failures(output, model.failures_, what="bad image or mask")
+
+
+def _keep_largest(choice: str) -> bool | None:
+    choices = {"auto": None, "yes": True, "no": False}
+    if choice not in choices:
+        raise typer.BadParameter(f"--keep-largest {choice}: choose auto, yes or no")
+    return choices[choice]
 
 
 @segment_app.command("predict")

@@ -72,7 +72,10 @@ def torch_runner(backbone, threads: int | None = None, n_batches: int = 1,
     resolve_precision(precision, "torch", ("f32",))
     if threads is not None:
         set_torch_threads(threads)
-    backbone.eval().to(memory_format=torch.channels_last)
+    # The layout change makes new weight tensors: made under a caller's inference_mode they
+    # would be inference tensors, and the (often shared) backbone could never train again.
+    with torch.inference_mode(False):
+        backbone.eval().to(memory_format=torch.channels_last)
 
     def embed(batch: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():

@@ -13,11 +13,12 @@ from fastapi.openapi.utils import get_openapi
 
 from transferkit.backbones import Backbone
 from transferkit.service.auth import Unauthorized, require_token, unauthorized
-from transferkit.service.headers import SecurityHeaders
+from transferkit.service.headers import SecurityHeaders, ServerTiming
 from transferkit.service.http_errors import UNAUTHORIZED, install_error_handlers
 from transferkit.service.priority import lower_other_threads
 from transferkit.service.routes import OPEN_ROUTERS, PROTECTED_ROUTERS
 from transferkit.service.routes.pages import mount_static
+from transferkit.service.shedding import ShedWhenBusy
 from transferkit.service.startup import load_state
 from transferkit.service.uploads import DEFAULT_MAX_IMAGE_PIXELS, MULTIPART_OVERHEAD, BodySizeLimit
 
@@ -73,7 +74,9 @@ def create_app(model_dir: str | os.PathLike | None = None,
     app.state.engine = state.engine  # kept for callers that reach the engine directly
     app.state.token = token or None
     app.add_middleware(BodySizeLimit, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(ShedWhenBusy, engine=state.engine, model_paths=_model_paths())
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ServerTiming)  # outermost: its time covers every other layer
     install_error_handlers(app)
     app.add_exception_handler(Unauthorized, unauthorized)
     for router in OPEN_ROUTERS:
@@ -84,6 +87,12 @@ def create_app(model_dir: str | os.PathLike | None = None,
     mount_static(app)
     _document_upload_rules(app, max_upload_bytes, max_image_pixels)
     return app
+
+
+def _model_paths() -> set[str]:
+    """Routes that wait for the model: the ones whose documented answers include 503."""
+    return {route.path for router in (*OPEN_ROUTERS, *PROTECTED_ROUTERS)
+            for route in router.routes if 503 in (getattr(route, "responses", None) or {})}
 
 
 def _document_upload_rules(app: FastAPI, max_bytes: int, max_pixels: int) -> None:

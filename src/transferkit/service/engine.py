@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,25 +55,46 @@ class InferenceEngine:
         self._executor_lock = threading.Lock()
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._call_seconds = 0.05  # running mean of one model call, for Retry-After
 
     # -- scheduling ------------------------------------------------------------------------
     @property
     def pending(self) -> int:
         return self._pending
 
+    @property
+    def full(self) -> bool:
+        """No room in the model queue: a new model request would get 503."""
+        return self._pending >= self.max_pending
+
+    def retry_after(self) -> int:
+        """Whole seconds until the queue has likely drained (>= 1, <= 30): what a 503 asks a
+        client to wait, so 200 clients do not all come back every second."""
+        return max(1, min(30, math.ceil(self._pending * self._call_seconds)))
+
     async def run(self, func, *args, **kwargs):
         """Run ``func`` on the inference thread; :class:`ServiceBusy` when the queue is full."""
         with self._pending_lock:
             if self._pending >= self.max_pending:
-                raise ServiceBusy(f"{self._pending} requests already waiting for the model")
+                raise ServiceBusy(f"{self._pending} requests already waiting for the model",
+                                  retry_after=self.retry_after())
             self._pending += 1
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._worker(),
-                                              functools.partial(func, *args, **kwargs))
+                                              functools.partial(self._timed, func, *args,
+                                                                **kwargs))
         finally:
             with self._pending_lock:
                 self._pending -= 1
+
+    def _timed(self, func, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            took = time.perf_counter() - started
+            self._call_seconds = 0.8 * self._call_seconds + 0.2 * took
 
     def _worker(self) -> ThreadPoolExecutor:
         # Created on demand so an app survives a lifespan restart (e.g. several test clients).

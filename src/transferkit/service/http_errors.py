@@ -27,7 +27,8 @@ def error_doc(description: str) -> dict[str, Any]:
 
 
 INVALID = {422: error_doc("a parameter or the upload field is missing or out of range")}
-BUSY = {503: error_doc("too many requests waiting for the model (Retry-After: 1)")}
+BUSY = {503: error_doc("too many requests waiting for the model (Retry-After: the seconds "
+                        "the queue needs to drain, 1 to 30)")}
 UNAUTHORIZED = {401: error_doc("missing or wrong bearer token (when the service has one)")}
 
 # The answers any route that takes an image upload can give besides 200.
@@ -59,8 +60,13 @@ async def upload_error(_request: Request, exc: UploadError) -> JSONResponse:
 
 async def service_busy(_request: Request, exc: ServiceBusy) -> JSONResponse:
     """The model queue is full: 503 with Retry-After, so clients back off instead of failing."""
-    return JSONResponse({"detail": f"service busy: {exc}; retry shortly"}, status_code=503,
-                        headers={"Retry-After": "1"})
+    return busy_response(str(exc), exc.retry_after)
+
+
+def busy_response(reason: str, retry_after: int) -> JSONResponse:
+    """503 with ``Retry-After`` in the one error shape (also sent before an upload is read)."""
+    return JSONResponse({"detail": f"service busy: {reason}; retry shortly"}, status_code=503,
+                        headers={"Retry-After": str(retry_after)})
 
 
 async def thumbnail_not_found(_request: Request, exc: ThumbnailNotFound) -> JSONResponse:

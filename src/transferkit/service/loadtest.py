@@ -1,12 +1,17 @@
 """A small, bounded load generator for the service (used by the benchmark and the tests).
 
-Several client threads, each with its own keep-alive connection, share one list of requests
-and stop at a hard deadline. Only loopback URLs are accepted: this is for measuring your own
-service, not anyone else's.
+Several clients, each with its own keep-alive connection, share one list of requests and stop
+at a hard deadline. ``driver="threads"`` runs each client on a thread of its own;
+``driver="async"`` runs them all as tasks of one asyncio event loop, which costs the machine
+far less than hundreds of threads fighting over one GIL (on a 2-core box the load generator
+competes with the server it measures). Every outcome keeps the client's time and the
+service's own (its ``Server-Timing`` header). Only loopback URLs are accepted: this is for
+measuring your own service, not anyone else's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import socket
@@ -41,6 +46,8 @@ class Outcome:
     seconds: float
     error: str = ""
     retries: int = 0  # 503 + Retry-After answers waited out before this one
+    server_seconds: float | None = None  # the service's own time (Server-Timing), last try
+    started: float = 0.0  # perf_counter when the first try was sent
 
 
 @dataclass
@@ -76,8 +83,12 @@ class LoadReport:
     def requests_per_second(self) -> float:
         return len(self.outcomes) / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
-    def percentiles(self, kind: str | None = None) -> dict[str, float]:
-        times = [o.seconds for o in self.outcomes if kind is None or o.kind == kind]
+    def percentiles(self, kind: str | None = None, server: bool = False) -> dict[str, float]:
+        """p50/p95/p99 in ms of the client's time, or with ``server`` of the service's own
+        (Server-Timing), over the outcomes of ``kind`` (all with None)."""
+        times = [o.server_seconds if server else o.seconds for o in self.outcomes
+                 if (kind is None or o.kind == kind)
+                 and (not server or o.server_seconds is not None)]
         if not times:
             return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
         p = np.percentile(np.asarray(times) * 1000.0, [50, 95, 99])
@@ -87,17 +98,18 @@ class LoadReport:
         """Plain-text table: one row per request kind plus a total row."""
         kinds = sorted({o.kind for o in self.outcomes})
         lines = [f"{'kind':<14}{'n':>6}{'ok':>6}{'4xx':>6}{'5xx':>6}{'fail':>6}"
-                 f"{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"]
+                 f"{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'server p95':>12}"]
         for kind in [*kinds, None]:
             rows = [o for o in self.outcomes if kind is None or o.kind == kind]
             pct = self.percentiles(kind)
+            server = self.percentiles(kind, server=True)["p95"]
             lines.append(
                 f"{kind or 'all':<14}{len(rows):>6}"
                 f"{sum(1 for o in rows if o.status is not None and o.status < 300):>6}"
                 f"{sum(1 for o in rows if o.status is not None and 400 <= o.status < 500):>6}"
                 f"{sum(1 for o in rows if o.status is not None and o.status >= 500):>6}"
                 f"{sum(1 for o in rows if not _as_expected(o)):>6}"
-                f"{pct['p50']:>10.1f}{pct['p95']:>10.1f}{pct['p99']:>10.1f}")
+                f"{pct['p50']:>10.1f}{pct['p95']:>10.1f}{pct['p99']:>10.1f}{server:>12.1f}")
         lines.append(f"{len(self.outcomes)} requests from {self.clients} clients in "
                      f"{self.wall_seconds:.2f} s = {self.requests_per_second:.1f} req/s; "
                      f"5xx: {self.server_errors}, transport errors: {self.transport_errors}, "
@@ -151,68 +163,177 @@ def standard_calls(image: bytes, n: int, with_search: bool, oversized_bytes: int
     return calls
 
 
+DRIVERS = ("threads", "async")
+
+
 def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: float = 60.0,
-             request_timeout: float = 30.0, busy_retries: int = 0) -> LoadReport:
-    """Send ``calls`` from ``clients`` threads; stop starting new ones at ``time_limit``.
+             request_timeout: float = 30.0, busy_retries: int = 0,
+             driver: str = "threads", ramp_seconds: float = 0.0) -> LoadReport:
+    """Send ``calls`` from ``clients`` clients; stop starting new ones at ``time_limit``.
 
     With ``busy_retries`` a client that gets 503 + Retry-After waits as told and sends the
-    request again (at most that many times), as a well-behaved client does.
+    request again (at most that many times), as a well-behaved client does. ``driver`` is
+    ``threads`` (a thread per client) or ``async`` (one event loop, a task per client).
+    ``ramp_seconds`` starts the clients evenly over that time (client i after
+    ``i * ramp_seconds / clients``) instead of all in the same instant, as load tools' spawn
+    rates do; the time limit counts from the first client.
     """
+    check_loopback(base_url)
+    if driver not in DRIVERS:
+        raise ValueError(f"driver={driver!r}: choose one of {', '.join(DRIVERS)}")
+    queue = _CallQueue(calls, time.perf_counter() + time_limit)
+    start = time.perf_counter()
+    if driver == "async":
+        outcomes = asyncio.run(_async_clients(base_url, queue, clients, time_limit,
+                                              request_timeout, busy_retries, ramp_seconds))
+    else:
+        outcomes = _thread_clients(base_url, queue, clients, request_timeout, busy_retries,
+                                   ramp_seconds)
+    return LoadReport(outcomes, time.perf_counter() - start, clients, queue.not_sent)
+
+
+class _CallQueue:
+    """The shared list of calls, handed out in order until it ends or the deadline passes."""
+
+    def __init__(self, calls: list[Call], deadline: float) -> None:
+        self.calls, self.deadline, self.position = calls, deadline, 0
+        self.lock = threading.Lock()
+
+    def next(self) -> Call | None:
+        with self.lock:
+            if self.position >= len(self.calls) or time.perf_counter() > self.deadline:
+                return None
+            self.position += 1
+            return self.calls[self.position - 1]
+
+    @property
+    def not_sent(self) -> int:
+        return len(self.calls) - self.position
+
+
+def _thread_clients(base_url: str, queue: _CallQueue, clients: int, request_timeout: float,
+                    busy_retries: int, ramp_seconds: float) -> list[Outcome]:
     import httpx
 
-    check_loopback(base_url)
     lock = threading.Lock()
-    position = 0
     outcomes: list[Outcome] = []
-    start = time.perf_counter()
-    deadline = start + time_limit
+    tls = _shared_tls()
 
-    def next_call() -> Call | None:
-        nonlocal position
-        with lock:
-            if position >= len(calls) or time.perf_counter() > deadline:
-                return None
-            position += 1
-            return calls[position - 1]
-
-    def client_loop() -> None:
-        with httpx.Client(base_url=base_url, timeout=request_timeout) as client:
-            while (call := next_call()) is not None:
+    def client_loop(number: int) -> None:
+        time.sleep(number * ramp_seconds / clients)
+        with httpx.Client(base_url=base_url, timeout=request_timeout, verify=tls) as client:
+            while (call := queue.next()) is not None:
                 t0 = time.perf_counter()
                 try:
                     response, retries = _send(client, call, busy_retries)
-                    outcome = Outcome(call.kind, call.expect, response.status_code,
-                                      time.perf_counter() - t0, retries=retries)
+                    outcome = _outcome(call, response, time.perf_counter() - t0, retries)
                 except httpx.HTTPError as exc:
-                    outcome = Outcome(call.kind, call.expect, None, time.perf_counter() - t0,
-                                      f"{exc.__class__.__name__}: {exc}")
+                    outcome = _failed(call, exc, time.perf_counter() - t0)
                 with lock:
                     outcomes.append(outcome)
 
-    threads = [threading.Thread(target=client_loop, name=f"load-client-{i}", daemon=True)
-               for i in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(i,), name=f"load-client-{i}",
+                                daemon=True) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=max(0.0, deadline - time.perf_counter()) + request_timeout + 5)
-    wall = time.perf_counter() - start
+        t.join(timeout=max(0.0, queue.deadline - time.perf_counter()) + request_timeout + 5)
     with lock:
-        done = list(outcomes)
-        not_sent = len(calls) - position
-    return LoadReport(done, wall, clients, not_sent)
+        return list(outcomes)
+
+
+async def _async_clients(base_url: str, queue: _CallQueue, clients: int, time_limit: float,
+                         request_timeout: float, busy_retries: int, ramp_seconds: float
+                         ) -> list[Outcome]:
+    import httpx
+
+    outcomes: list[Outcome] = []
+    tls = _shared_tls()
+
+    async def client_loop(number: int) -> None:
+        await asyncio.sleep(number * ramp_seconds / clients)
+        async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout,
+                                     verify=tls) as client:
+            while (call := queue.next()) is not None:
+                t0 = time.perf_counter()
+                try:
+                    response, retries = await _send_async(client, call, busy_retries)
+                    outcomes.append(_outcome(call, response, time.perf_counter() - t0,
+                                             retries))
+                except httpx.HTTPError as exc:
+                    outcomes.append(_failed(call, exc, time.perf_counter() - t0))
+
+    tasks = [asyncio.create_task(client_loop(i)) for i in range(clients)]
+    await asyncio.wait(tasks, timeout=time_limit + request_timeout + 5)
+    for task in tasks:
+        task.cancel()
+    return outcomes
+
+
+def _shared_tls():
+    """One TLS context for every client: httpx builds a new one per client otherwise (~36 ms
+    of CPU each, loading the CA bundle), and 200 clients starting at once stalled the load
+    generator ~7 s - which it then measured as server latency. Loopback never uses TLS."""
+    import ssl
+
+    return ssl.create_default_context()
+
+
+def _outcome(call: Call, response, seconds: float, retries: int) -> Outcome:
+    return Outcome(call.kind, call.expect, response.status_code, seconds, retries=retries,
+                   server_seconds=server_seconds(response.headers.get("server-timing")),
+                   started=time.perf_counter() - seconds)
+
+
+def _failed(call: Call, exc: Exception, seconds: float) -> Outcome:
+    return Outcome(call.kind, call.expect, None, seconds, f"{exc.__class__.__name__}: {exc}")
+
+
+def server_seconds(header: str | None) -> float | None:
+    """The ``app`` duration of a ``Server-Timing`` header, in seconds (None when absent)."""
+    for metric in (header or "").split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            if name == "app" and param.startswith("dur="):
+                with contextlib.suppress(ValueError):
+                    return float(param[4:]) / 1000
+    return None
+
+
+def _files(call: Call) -> dict | None:
+    return ({"file": (call.upload[0], io.BytesIO(call.upload[1]), "application/octet-stream")}
+            if call.upload else None)
+
+
+def _retry_after(response, attempt: int, busy_retries: int) -> float | None:
+    """Seconds to wait before sending again, or None when this answer is the last."""
+    wait = response.headers.get("retry-after")
+    if response.status_code != 503 or wait is None or attempt == busy_retries:
+        return None
+    return min(float(wait), 5.0)
 
 
 def _send(client, call: Call, busy_retries: int):
     """One call, repeated after the server's Retry-After while it answers 503."""
     for attempt in range(busy_retries + 1):
-        files = ({"file": (call.upload[0], io.BytesIO(call.upload[1]),
-                           "application/octet-stream")} if call.upload else None)
-        response = client.request(call.method, call.path, files=files)
+        response = client.request(call.method, call.path, files=_files(call))
         response.read()
-        wait = response.headers.get("retry-after")
-        if response.status_code != 503 or wait is None or attempt == busy_retries:
+        wait = _retry_after(response, attempt, busy_retries)
+        if wait is None:
             return response, attempt
-        time.sleep(min(float(wait), 5.0))
+        time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+async def _send_async(client, call: Call, busy_retries: int):
+    """:func:`_send` for an ``httpx.AsyncClient``."""
+    for attempt in range(busy_retries + 1):
+        response = await client.request(call.method, call.path, files=_files(call))
+        await response.aread()
+        wait = _retry_after(response, attempt, busy_retries)
+        if wait is None:
+            return response, attempt
+        await asyncio.sleep(wait)
     raise AssertionError("unreachable")
 
 

@@ -90,7 +90,7 @@ class BodySizeLimit:
                 return
             if int(text) > self.max_body_bytes:
                 if int(text) <= self.drain_bytes:
-                    await _drain(receive, self.drain_bytes)
+                    await drain_body(receive, self.drain_bytes)
                 await _send_json(send, 413, self._message(int(text)))
                 return
         received = 0
@@ -103,7 +103,7 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     if message.get("more_body", False):
-                        await _drain(receive, self.drain_bytes)
+                        await drain_body(receive, self.drain_bytes)
                     raise _BodyTooLarge(f"upload too large: over {self.max_body_bytes:,} "
                                         f"bytes (limit {self._limit():,} bytes)")
             return message
@@ -127,7 +127,7 @@ class BodySizeLimit:
         return f"upload too large: {size:,} bytes > limit {self._limit():,} bytes"
 
 
-async def _drain(receive: Receive, limit: int) -> None:
+async def drain_body(receive: Receive, limit: int) -> None:
     """Consume the rest of a request body, at most ``limit`` bytes."""
     seen = 0
     while seen <= limit:

@@ -1,0 +1,43 @@
+"""Load shedding before the upload is read: a full model queue answers 503 at once.
+
+Without it a request the model has no room for is still parsed (multipart), decoded and only
+then refused, and under a retry storm that work is most of what the one event loop does, so
+health checks and thumbnails wait behind it. The body is drained unparsed (closing a socket
+with unread data makes the kernel reset it and the client would never see the 503).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from transferkit.service.engine import InferenceEngine
+from transferkit.service.uploads import drain_body
+
+DRAIN_LIMIT = 64 * 1024 * 1024  # beyond this, answer without reading (BodySizeLimit's bound)
+
+
+class ShedWhenBusy:
+    """503 + Retry-After for ``model_paths`` while ``engine``'s queue is full."""
+
+    def __init__(self, app: ASGIApp, engine: InferenceEngine, model_paths: Collection[str]
+                 ) -> None:
+        self.app = app
+        self.engine = engine
+        self.model_paths = frozenset(model_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope.get("path") not in self.model_paths
+                or not self.engine.full):
+            await self.app(scope, receive, send)
+            return
+        await drain_body(receive, DRAIN_LIMIT)
+        body = json.dumps({"detail": f"service busy: {self.engine.pending} requests already "
+                                     f"waiting for the model; retry shortly"}).encode()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", str(self.engine.retry_after()).encode())]})
+        await send({"type": "http.response.body", "body": body})
