@@ -74,8 +74,8 @@ def main() -> None:
                         help="one server per value, each under the same load: the model "
                              "threads' nice value (`serve --model-nice`); 0 = off")
     parser.add_argument("--engine", nargs="+", default=["torch"],
-                        help="one server per engine (`serve --engine`: torch, onnxruntime, "
-                             "openvino, auto), each under the same load")
+                        help="one server per engine (`serve --engine`: torch, onnx, openvino, "
+                             "auto), each under the same load")
     parser.add_argument("--ramp", type=float, default=0.0,
                         help="seconds over which the clients start (0: all at once)")
     parser.add_argument("--driver", choices=["async", "threads"], default="threads",

@@ -67,6 +67,12 @@ class InferenceEngine:
         """No room in the model queue: a new model request would get 503."""
         return self._pending >= self.max_pending
 
+    def busy(self) -> ServiceBusy:
+        """The error a request gets while the queue is full (raised here, or sent by the
+        shedding middleware before the upload is read)."""
+        return ServiceBusy(f"{self._pending} requests already waiting for the model",
+                           retry_after=self.retry_after())
+
     def retry_after(self) -> int:
         """Whole seconds until the queue has likely drained (>= 1, <= 30): what a 503 asks a
         client to wait, so 200 clients do not all come back every second."""
@@ -75,9 +81,8 @@ class InferenceEngine:
     async def run(self, func, *args, **kwargs):
         """Run ``func`` on the inference thread; :class:`ServiceBusy` when the queue is full."""
         with self._pending_lock:
-            if self._pending >= self.max_pending:
-                raise ServiceBusy(f"{self._pending} requests already waiting for the model",
-                                  retry_after=self.retry_after())
+            if self.full:
+                raise self.busy()
             self._pending += 1
         try:
             loop = asyncio.get_running_loop()

@@ -47,7 +47,6 @@ class Outcome:
     error: str = ""
     retries: int = 0  # 503 + Retry-After answers waited out before this one
     server_seconds: float | None = None  # the service's own time (Server-Timing), last try
-    started: float = 0.0  # perf_counter when the first try was sent
 
 
 @dataclass
@@ -281,8 +280,7 @@ def _shared_tls():
 
 def _outcome(call: Call, response, seconds: float, retries: int) -> Outcome:
     return Outcome(call.kind, call.expect, response.status_code, seconds, retries=retries,
-                   server_seconds=server_seconds(response.headers.get("server-timing")),
-                   started=time.perf_counter() - seconds)
+                   server_seconds=server_seconds(response.headers.get("server-timing")))
 
 
 def _failed(call: Call, exc: Exception, seconds: float) -> Outcome:

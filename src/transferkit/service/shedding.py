@@ -8,12 +8,12 @@ with unread data makes the kernel reset it and the client would never see the 50
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from transferkit.service.engine import InferenceEngine
+from transferkit.service.http_errors import busy_response
 from transferkit.service.uploads import drain_body
 
 DRAIN_LIMIT = 64 * 1024 * 1024  # beyond this, answer without reading (BodySizeLimit's bound)
@@ -34,10 +34,5 @@ class ShedWhenBusy:
             await self.app(scope, receive, send)
             return
         await drain_body(receive, DRAIN_LIMIT)
-        body = json.dumps({"detail": f"service busy: {self.engine.pending} requests already "
-                                     f"waiting for the model; retry shortly"}).encode()
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", str(self.engine.retry_after()).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        busy = self.engine.busy()
+        await busy_response(str(busy), busy.retry_after)(scope, receive, send)
