@@ -362,18 +362,18 @@ def ceiling(per_cpu: dict, model_key: str, cores: int) -> float:
     return cores / (1 / per_cpu[model_key] + 1 / per_cpu["decode ours"])
 
 
-def print_targets(best: dict, per_cpu: dict, wall: dict, cores: int) -> None:
+def print_targets(best: dict, per_cpu: dict, cores: int) -> None:
     def verdict(value: float, target: float) -> str:
         return "PASS" if value >= target else "MISS"
 
     speedup = best["e2e ours onnx"] / best["e2e baseline"]
-    share = best["e2e ours onnx"] / best["model ours onnx"]
-    paired = statistics.median(e / m for e, m in zip(wall["e2e ours onnx"],
-                                                      wall["model ours onnx"]))
+    onnx_ceil = best["e2e ours onnx"] / ceiling(per_cpu, "model ours onnx", cores)
     print(f"\ntarget e2e onnx >= 4x baseline: {speedup:.2f}x {verdict(speedup, 4)} "
           f"(per CPU-second: {per_cpu['e2e ours onnx'] / per_cpu['e2e baseline']:.2f}x)")
-    print(f"target e2e onnx >= 80% of model-only: {share:.1%} {verdict(share, 0.8)} (median "
-          f"of back-to-back pairs: {paired:.1%})")
+    # The older "e2e >= 80% of model-only" bar only held while decoding was cheap next to the
+    # model; issue #15 replaced it by the shared-core ceiling, for every engine alike.
+    print(f"target e2e onnx >= 90% of its shared-core ceiling: {onnx_ceil:.1%} "
+          f"{verdict(onnx_ceil, 0.9)}")
     ort = best["model ours onnx"]
     for precision, model_x, e2e_x in (("f32", 1.25, 5), ("bf16", 3, 8)):
         key = f"openvino {precision}"
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     bound = peak / gflops
     print(f"{'FLOP bound: ' + f'{peak:.0f} GFLOP/s / {gflops:.2f} GFLOP per image':<46} "
           f"{bound:>9.0f}")
-    print_targets(best, per_cpu, wall, cores)
+    print_targets(best, per_cpu, cores)
     print_budget(best, per_cpu, cores, bound)
     return 0
 

@@ -17,12 +17,17 @@ from transferkit.data import load_image
 from transferkit.features import embed_folder, embed_paths, preprocess_images
 from transferkit.features.pipeline import decode_file, iter_pixel_batches, normalize_pixels
 from transferkit.runtime import (
+    ENGINES,
     OnnxBackbone,
     backbone_fingerprint,
     choose_engine,
     engine_available,
     export_backbone,
+    inference_model,
+    make_runner,
     onnx_backbone,
+    run_in_order,
+    runs_files,
 )
 from transferkit.train import export_transfer_model
 from transferkit.utils import available_cores
@@ -65,6 +70,44 @@ def test_onnx_matches_pytorch_on_photos(lite0, photos_dir, tmp_path, cat_classes
         assert np.array_equal(lite0.embed(batch).numpy(), emb_ref)
     with pytest.raises(ValueError, match=r"expected a batch of shape \(N, 3, 224, 224\)"):
         session.embed(batch[:, :, :100, :100])
+
+
+def _cosine(a, b) -> np.ndarray:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+BATCH_ENGINES = [name for name in ENGINES.list() if not runs_files(name)]
+
+
+@pytest.mark.parametrize("engine", BATCH_ENGINES)
+def test_every_engine_gives_pytorchs_outputs_at_f32(engine, lite0, photos_dir, cat_classes):
+    """One parity bar for every registered batch engine (torch, onnx, openvino, and any a
+    plugin adds): its per-image model, its long-job runner (batch split across cores) and the
+    file pipeline on it all give eager PyTorch's vectors and classes."""
+    files = sorted(photos_dir.glob("*.jpg"))
+    batch = preprocess_images([load_image(p, draft_size=lite0.preprocessing.resize_size)
+                               for p in files], lite0)
+    lite0.eval()
+    with torch.inference_mode():
+        emb_ref, logits_ref = lite0.embed(batch).numpy(), lite0(batch).numpy()
+    model = inference_model(engine, lite0, "f32")
+    with torch.inference_mode():
+        emb, logits = np.asarray(model.embed(batch)), np.asarray(model.forward(batch))
+    assert _cosine(emb, emb_ref).min() >= 0.99999 and _rel_err(emb, emb_ref) < 1e-4
+    assert _rel_err(logits, logits_ref) < 1e-4
+    assert (logits.argmax(1) == logits_ref.argmax(1)).all()
+    chelsea = [i for i, p in enumerate(files) if p.stem == "chelsea"]
+    assert imagenet_labels()[int(logits[chelsea].argmax())] in cat_classes
+    runner = make_runner(engine, lite0, threads=2, n_batches=8)
+    assert (runner.engine, runner.precision) == (engine, "f32")
+    split = np.concatenate([v for _, v in run_in_order(runner.embed, [(0, batch[:3]),
+                                                                      (1, batch[3:])],
+                                                       runner.parallel)])
+    assert _cosine(split, emb_ref).min() >= 0.99999
+    table = embed_paths(files, lite0, engine=engine, show_progress=False)
+    assert table.runtime == {"engine": engine, "precision": "f32"}
+    assert _cosine(table.vectors, emb_ref).min() >= 0.99999
 
 
 def test_pipeline_pixels_are_bit_identical_to_the_eval_transform(lite0, photos_dir):

@@ -56,9 +56,10 @@ def cpu_has_bf16() -> bool:
 def check_precision(precision: str) -> str:
     """Refuse names outside :data:`PRECISIONS`, saying what exists."""
     if precision == "int8":
-        raise InvalidOptionError("precision 'int8' is not available: post-training "
-                                 "quantisation is not built into transferkit yet; use f32, "
-                                 "bf16 or auto")
+        raise InvalidOptionError("precision 'int8' is not offered: NNCF post-training "
+                                 "quantisation measured slower than bf16 and far less faithful "
+                                 "(top-1 agreement with f32 70-75%, docs/speed.md, "
+                                 "benchmarks/bench_int8.py); use f32, bf16 or auto")
     if precision not in PRECISIONS:
         raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                  f"got {precision!r}")
