@@ -7,14 +7,22 @@ far less than hundreds of threads fighting over one GIL (on a 2-core box the loa
 competes with the server it measures). Every outcome keeps the client's time and the
 service's own (its ``Server-Timing`` header). Only loopback URLs are accepted: this is for
 measuring your own service, not anyone else's.
+
+:func:`probe_process` measures what the load does to everybody else: one caller in a process
+of its own (so the load generator's threads and GIL cannot delay it) GETs a few cheap routes
+at a steady pace while the load runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -65,6 +73,13 @@ class LoadReport:
         return sum(1 for o in self.outcomes if o.status is not None and o.status >= 500)
 
     @property
+    def still_busy(self) -> int:
+        """Requests still answered 503 once the client's retries ran out: back-pressure the
+        client gave up on, not a fault (a 500 or a crash would count in ``server_errors``
+        only)."""
+        return sum(1 for o in self.outcomes if o.status == 503)
+
+    @property
     def busy_retries(self) -> int:
         """How often the service shed load (503 + Retry-After) and the client came back."""
         return sum(o.retries for o in self.outcomes)
@@ -111,7 +126,9 @@ class LoadReport:
                 f"{pct['p50']:>10.1f}{pct['p95']:>10.1f}{pct['p99']:>10.1f}{server:>12.1f}")
         lines.append(f"{len(self.outcomes)} requests from {self.clients} clients in "
                      f"{self.wall_seconds:.2f} s = {self.requests_per_second:.1f} req/s; "
-                     f"5xx: {self.server_errors}, transport errors: {self.transport_errors}, "
+                     f"5xx: {self.server_errors} (of which 503 still busy after the "
+                     f"client's retries: {self.still_busy}), "
+                     f"transport errors: {self.transport_errors}, "
                      f"not as expected: {len(self.wrong_answers)}, "
                      f"not sent (deadline): {self.not_sent}")
         return "\n".join(lines)
@@ -181,14 +198,28 @@ def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: flo
     if driver not in DRIVERS:
         raise ValueError(f"driver={driver!r}: choose one of {', '.join(DRIVERS)}")
     queue = _CallQueue(calls, time.perf_counter() + time_limit)
-    start = time.perf_counter()
-    if driver == "async":
-        outcomes = asyncio.run(_async_clients(base_url, queue, clients, time_limit,
-                                              request_timeout, busy_retries, ramp_seconds))
-    else:
-        outcomes = _thread_clients(base_url, queue, clients, request_timeout, busy_retries,
-                                   ramp_seconds)
+    with _collector_off_old_objects():
+        start = time.perf_counter()
+        if driver == "async":
+            outcomes = asyncio.run(_async_clients(base_url, queue, clients, time_limit,
+                                                  request_timeout, busy_retries, ramp_seconds))
+        else:
+            outcomes = _thread_clients(base_url, queue, clients, request_timeout,
+                                       busy_retries, ramp_seconds)
     return LoadReport(outcomes, time.perf_counter() - start, clients, queue.not_sent)
+
+
+@contextlib.contextmanager
+def _collector_off_old_objects() -> Iterator[None]:
+    """The caller's objects out of the garbage collector's reach during the load: a process
+    that also holds a model (the benchmark does) has ~500,000 of them, and a full collection
+    (~200 ms) would stall every client at once and be measured as server latency."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _CallQueue:
@@ -335,6 +366,68 @@ async def _send_async(client, call: Call, busy_retries: int):
     raise AssertionError("unreachable")
 
 
+def probe_routes(base_url: str, paths: list[str], interval: float, stop: threading.Event,
+                 on_ready=None) -> dict[str, list[float]]:
+    """GET each of ``paths`` in turn, one request every ``interval`` seconds, until ``stop``
+    is set; the latencies in ms, by path. Any answer but 200 is recorded as ``nan``.
+    ``on_ready`` is called once the connection is open and warm (first request answered)."""
+    import httpx
+
+    check_loopback(base_url)
+    latencies: dict[str, list[float]] = {path: [] for path in paths}
+    with httpx.Client(base_url=base_url, timeout=30.0, verify=_shared_tls()) as client:
+        client.get(paths[0])  # connect before the measurement starts
+        if on_ready is not None:
+            on_ready()
+        tick = time.perf_counter()
+        while not stop.is_set():
+            for path in paths:
+                start = time.perf_counter()
+                try:
+                    ok = client.get(path).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies[path].append((time.perf_counter() - start) * 1000 if ok
+                                       else float("nan"))
+                tick += interval
+                time.sleep(max(0.0, tick - time.perf_counter()))
+    return latencies
+
+
+@contextlib.contextmanager
+def probe_process(base_url: str, paths: list[str], interval: float = 0.02
+                  ) -> Iterator[dict[str, list[float]]]:
+    """Run :func:`probe_routes` in a separate Python process while the ``with`` block runs;
+    the dict it yields is filled with the probe's latencies (ms, by path) on exit."""
+    check_loopback(base_url)
+    command = [sys.executable, "-m", "transferkit.service.loadtest", "probe", base_url,
+               str(interval), *paths]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    result: dict[str, list[float]] = {}
+    try:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the probe process did not start (exit {process.poll()})")
+        yield result
+    finally:
+        process.stdin.close()  # the probe's signal to stop and report
+        output = process.stdout.read()
+        process.wait(timeout=60)
+        if output.strip():
+            result.update(json.loads(output))
+
+
+def _probe_main(argv: list[str]) -> None:
+    """``python -m transferkit.service.loadtest probe URL INTERVAL PATH...``: probe until
+    stdin closes, then print the latencies as JSON."""
+    base_url, interval, paths = argv[0], float(argv[1]), argv[2:]
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    latencies = probe_routes(base_url, paths, interval, stop,
+                             on_ready=lambda: print("ready", flush=True))
+    print(json.dumps(latencies), flush=True)
+
+
 @contextlib.contextmanager
 def background_server(app, startup_timeout: float = 60.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1:<free port> in a thread; yield its base URL."""
@@ -361,3 +454,7 @@ def background_server(app, startup_timeout: float = 60.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
+    _probe_main(sys.argv[2:])
