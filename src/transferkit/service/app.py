@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -22,6 +21,7 @@ from transferkit.service.routes.pages import mount_static
 from transferkit.service.shedding import ShedWhenBusy
 from transferkit.service.startup import load_state
 from transferkit.service.uploads import DEFAULT_MAX_IMAGE_PIXELS, MULTIPART_OVERHEAD, BodySizeLimit
+from transferkit.utils import existing_objects_frozen
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -128,27 +128,10 @@ async def _stop_engine_at_shutdown(app: FastAPI) -> AsyncIterator[None]:
     if nice > 0:
         app.state.service.engine.worker_nice = nice
         lower_other_threads(nice)
-    with _startup_objects_frozen():
+    # What was loaded at start stays out of the collector's full passes while serving.
+    with existing_objects_frozen():
         yield
     app.state.service.engine.close()
-
-
-@contextlib.contextmanager
-def _startup_objects_frozen() -> Iterator[None]:
-    """Keep the garbage collector off what was loaded at start while the server runs.
-
-    A served model and index leave ~500,000 tracked objects (torch, timm, the catalog, the
-    OpenAPI schema); a full collection walks them all (~200 ms measured on 2 cores) and
-    stops every request meanwhile: the first burst of requests triggers one. ``gc.freeze``
-    moves them to a generation the collector skips (they are still freed by reference
-    counting); ``gc.unfreeze`` at shutdown gives them back.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _version() -> str:

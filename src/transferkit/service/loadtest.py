@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import io
 import json
 import socket
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import numpy as np
+
+from transferkit.utils import existing_objects_frozen
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -198,7 +199,9 @@ def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: flo
     if driver not in DRIVERS:
         raise ValueError(f"driver={driver!r}: choose one of {', '.join(DRIVERS)}")
     queue = _CallQueue(calls, time.perf_counter() + time_limit)
-    with _collector_off_old_objects():
+    # The caller may hold a model too (the benchmark does): its full collections would stall
+    # every client at once and be measured as server latency.
+    with existing_objects_frozen():
         start = time.perf_counter()
         if driver == "async":
             outcomes = asyncio.run(_async_clients(base_url, queue, clients, time_limit,
@@ -207,19 +210,6 @@ def run_load(base_url: str, calls: list[Call], clients: int = 6, time_limit: flo
             outcomes = _thread_clients(base_url, queue, clients, request_timeout,
                                        busy_retries, ramp_seconds)
     return LoadReport(outcomes, time.perf_counter() - start, clients, queue.not_sent)
-
-
-@contextlib.contextmanager
-def _collector_off_old_objects() -> Iterator[None]:
-    """The caller's objects out of the garbage collector's reach during the load: a process
-    that also holds a model (the benchmark does) has ~500,000 of them, and a full collection
-    (~200 ms) would stall every client at once and be measured as server latency."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 class _CallQueue:
