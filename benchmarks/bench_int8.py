@@ -45,10 +45,9 @@ def compile_all(models: dict, bf16: bool) -> dict:
 
     core, compiled = ov.Core(), {}
     for name, model in models.items():
-        precisions = ["f32", "bf16"] if bf16 else ["f32"]
-        for precision in precisions:
-            label = name if precision == "f32" and name != "f32" else f"{name} {precision}"
-            label = label.replace("f32 f32", "f32").replace("f32 bf16", "bf16")
+        for precision in ["f32", "bf16"] if bf16 else ["f32"]:
+            # rows: f32, bf16, "int8 <preset>", "int8 <preset> bf16"
+            label = name if precision == "f32" else "bf16" if name == "f32" else f"{name} bf16"
             compiled[label] = core.compile_model(model, "CPU", {
                 "INFERENCE_PRECISION_HINT": precision, "NUM_STREAMS": 1,
                 "INFERENCE_NUM_THREADS": os.cpu_count() or 1})
